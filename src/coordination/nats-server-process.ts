@@ -1,7 +1,7 @@
 // Runs a nats-server child process with JetStream: the host's one-machine mode and every test use it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,8 @@ export interface NatsServerOptions {
   port?: number;
   /** The address to bind; default 127.0.0.1. */
   host?: string;
+  /** The largest message the server accepts, in bytes; default 8 MiB. */
+  maxPayload?: number;
   /** Where log lines go; default: dropped. */
   onLog?: (line: string) => void;
 }
@@ -56,9 +58,13 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const host = options.host ?? "127.0.0.1";
   const port = options.port || (await freePort(host));
   await mkdir(options.dataDir, { recursive: true });
+  // max_payload is only settable in a config file. Execution records carry the whole request (up to the API's
+  // 4 MiB default), so the server's 1 MiB default would refuse large ones.
+  const configFile = path.join(options.dataDir, "nats-server.conf");
+  await writeFile(configFile, `max_payload: ${options.maxPayload ?? 8 * 1024 * 1024}\n`);
   const child = spawn(
     natsServerBinary(),
-    ["--jetstream", "--store_dir", options.dataDir, "--addr", host, "--port", String(port)],
+    ["--config", configFile, "--jetstream", "--store_dir", options.dataDir, "--addr", host, "--port", String(port)],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -1,0 +1,304 @@
+// TaskService: what SDKs call. Every request is checked before anything is written; CreateTask answers only
+// after the record, its work item and its first event are stored.
+import { createHash, randomBytes } from "node:crypto";
+import { clone, create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import { Phase, TaskExecutionMetadataSchema, type TaskExecutionMetadata } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import {
+  CreateTaskRequestSchema,
+  TaskExecutionSchema,
+  type CreateTaskRequest,
+  type TaskEvent,
+  type TaskExecution,
+  type TaskService,
+} from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import type { EventLog } from "../coordination/event-log.js";
+import { RecordExistsError, type ExecutionStore } from "../coordination/execution-store.js";
+import type { WorkQueue } from "../coordination/work-queue.js";
+import type { Executor } from "../machinery/executor.js";
+import { isFinalPhase, phaseInfo, phaseName } from "../machinery/phases.js";
+import { SecretNotFoundError, type SecretResolver } from "../machinery/secrets.js";
+import { eventOf } from "../machinery/transitions.js";
+import type { RoutingTable } from "../registry/routing-table.js";
+import { Specifications } from "../registry/specifications.js";
+import {
+  checkExecutionId,
+  checkIdempotencyKey,
+  checkMetadataMaps,
+  checkNamespace,
+  checkTemplate,
+  invalid,
+} from "./validation.js";
+
+export interface TaskServiceDeps {
+  store: ExecutionStore;
+  work: WorkQueue;
+  events: EventLog;
+  executor: Executor;
+  routing: RoutingTable;
+  specifications: Specifications;
+  secrets: SecretResolver;
+  /** The largest record NATS takes (its max_payload, less headers). */
+  maxRecordBytes: number;
+  /** A watch with no event for this long looks at the record, in case an event was lost in a crash. */
+  watchIdleCheckMs?: number;
+}
+
+const MAX_PAGE_SIZE = 1000;
+const DEFAULT_PAGE_SIZE = 100;
+
+/** A time-ordered id (UUID version 7 layout): ids sort by creation time, so ListTasks pages in that order. */
+function newExecutionId(): string {
+  const bytes = randomBytes(16);
+  const ms = BigInt(Date.now());
+  for (let i = 0; i < 6; i++) bytes[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = bytes.toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The id an idempotency key maps to: the same namespace and key always give the same id. */
+function idForKey(namespace: string, key: string): string {
+  return "k-" + createHash("sha256").update(`${namespace}\u0000${key}`).digest("hex").slice(0, 40);
+}
+
+function digestOf(request: CreateTaskRequest): string {
+  const copy = create(CreateTaskRequestSchema, { ...request, idempotencyKey: "" });
+  return createHash("sha256").update(toBinary(CreateTaskRequestSchema, copy)).digest("hex");
+}
+
+export function executionView(record: ExecutionRecord): TaskExecution {
+  return create(TaskExecutionSchema, {
+    id: record.id,
+    attempt: record.attempt,
+    template: record.template,
+    inputs: record.inputs,
+    metadata: record.metadata,
+    phaseInfo: record.phaseInfo,
+    outputs: record.outputs,
+    systemFailures: record.systemFailures,
+    abortRequested: record.abortRequested,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    lastEventSequence: record.lastEventSequence,
+  });
+}
+
+export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof TaskService> {
+  const idleCheckMs = deps.watchIdleCheckMs ?? 5_000;
+
+  /** Finds the plugin for the template and checks `custom` against its specification. */
+  function route(request: CreateTaskRequest): void {
+    const template = checkTemplate(request.template);
+    const candidates = deps.routing.candidates(template.type, template.typeVersion);
+    if (candidates.length === 0) {
+      if (deps.routing.servesType(template.type)) {
+        throw new ConnectError(
+          `task type "${template.type}" has no live plugin for type_version ${template.typeVersion}`,
+          Code.NotFound,
+        );
+      }
+      throw new ConnectError(`no live plugin serves task type "${template.type}"`, Code.NotFound);
+    }
+    const spec = deps.specifications.of(candidates[0]!);
+    if (spec instanceof Error) {
+      throw new ConnectError(`the plugin for "${template.type}" declares an unusable specification: ${spec.message}`, Code.FailedPrecondition);
+    }
+    if (spec) {
+      const problem = Specifications.problem(spec, template.custom);
+      if (problem) throw invalid("template.custom", `does not parse as ${spec.typeName}: ${problem}`);
+    }
+  }
+
+  async function createExecution(request: CreateTaskRequest): Promise<{ record: ExecutionRecord; created: boolean }> {
+    const namespace = checkNamespace(request.metadata?.namespace ?? "", "metadata.namespace");
+    const key = checkIdempotencyKey(request.idempotencyKey);
+    checkMetadataMaps(request.metadata);
+    route(request);
+    try {
+      await deps.secrets.resolve(request.template?.secrets ?? []);
+    } catch (error) {
+      if (error instanceof SecretNotFoundError) throw new ConnectError(error.message, Code.FailedPrecondition);
+      throw error;
+    }
+    const digest = digestOf(request);
+    const id = key ? idForKey(namespace, key) : newExecutionId();
+    const existing = key ? await deps.store.get(id) : undefined;
+    if (existing) return { record: sameRequest(existing.record, digest), created: false };
+
+    const now = timestampFromDate(new Date());
+    const record = create(ExecutionRecordSchema, {
+      id,
+      template: request.template,
+      inputs: request.inputs,
+      metadata: withNamespace(request, namespace),
+      idempotencyKey: key,
+      requestDigest: digest,
+      attempt: 1,
+      phaseInfo: phaseInfo(Phase.QUEUED, "accepted"),
+      lastEventSequence: 1n,
+      createdAt: now,
+      updatedAt: now,
+      attemptStartedAt: now,
+    });
+    const size = deps.store.encodedSize(record);
+    if (size > deps.maxRecordBytes) {
+      throw new ConnectError(
+        `the execution would take ${size} bytes, more than the ${deps.maxRecordBytes} the store accepts`,
+        Code.ResourceExhausted,
+      );
+    }
+    // Work item first: a record never exists without one. An item without a record is dropped after a grace time.
+    await deps.work.enqueue(id);
+    try {
+      await deps.store.create(record);
+    } catch (error) {
+      if (!(error instanceof RecordExistsError)) throw error;
+      const raced = await deps.store.get(id); // the same key, submitted concurrently
+      if (!raced) throw error;
+      return { record: sameRequest(raced.record, digest), created: false };
+    }
+    await deps.events.publish(eventOf(record));
+    return { record, created: true };
+  }
+
+  function sameRequest(record: ExecutionRecord, digest: string): ExecutionRecord {
+    if (record.requestDigest !== digest) {
+      throw new ConnectError(
+        `idempotency key "${record.idempotencyKey}" was used for a different request (execution ${record.id})`,
+        Code.AlreadyExists,
+      );
+    }
+    return record;
+  }
+
+  async function load(id: string): Promise<ExecutionRecord> {
+    const stored = await deps.store.get(checkExecutionId(id));
+    if (!stored) throw new ConnectError(`execution "${id}" was not found`, Code.NotFound);
+    return stored.record;
+  }
+
+  /** The execution's events from `fromSequence`, in order, ending after the final one. */
+  async function* follow(record: ExecutionRecord, fromSequence: bigint, ctx: HandlerContext): AsyncGenerator<TaskEvent> {
+    let next = fromSequence > 0n ? fromSequence : 1n;
+    const abort = new AbortController();
+    const stop = (): void => abort.abort();
+    ctx.signal.addEventListener("abort", stop, { once: true });
+    const events = deps.events.follow(record.metadata?.namespace ?? "", record.id, abort.signal)[Symbol.asyncIterator]();
+    try {
+      let pending = events.next();
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), idleCheckMs)));
+        const result = await Promise.race([pending, idle]);
+        clearTimeout(timer);
+        if (ctx.signal.aborted) return;
+        let event: TaskEvent | undefined;
+        if (result === "idle") {
+          // No event for a while: if the record is ahead (a host died between writing it and publishing), go on
+          // from the record so no watcher waits forever for an end that was recorded.
+          const latest = (await deps.store.get(record.id))?.record;
+          if (latest && latest.lastEventSequence >= next) event = eventOf(latest);
+        } else {
+          if (result.done) return;
+          pending = events.next();
+          event = result.value;
+        }
+        if (!event || event.sequence < next) continue;
+        next = event.sequence + 1n;
+        yield event;
+        if (isFinalPhase(event.phaseInfo?.phase ?? Phase.UNSPECIFIED)) return;
+      }
+    } finally {
+      ctx.signal.removeEventListener("abort", stop);
+      abort.abort();
+      await events.return?.(undefined);
+    }
+  }
+
+  return {
+    async createTask(request) {
+      const { record, created } = await createExecution(request);
+      return { execution: executionView(record), created };
+    },
+
+    async getTask(request) {
+      return { execution: executionView(await load(request.id)) };
+    },
+
+    async *watchTask(request, ctx) {
+      const record = await load(request.id);
+      for await (const event of follow(record, request.fromSequence, ctx)) yield { event };
+    },
+
+    async abortTask(request) {
+      const id = checkExecutionId(request.id);
+      if (request.reason.length > 1024) throw invalid("reason", "is longer than 1024 characters");
+      const outcome = await deps.executor.abort(id, request.reason || "aborted by request");
+      if (outcome === "not-found") throw new ConnectError(`execution "${id}" was not found`, Code.NotFound);
+      if (outcome === "final") {
+        const record = await load(id);
+        throw new ConnectError(
+          `execution "${id}" has already ended in ${phaseName(record.phaseInfo?.phase ?? Phase.UNSPECIFIED)}`,
+          Code.FailedPrecondition,
+        );
+      }
+      return { execution: executionView(outcome.record) };
+    },
+
+    async listTasks(request) {
+      const namespace = request.namespace === "" ? "" : checkNamespace(request.namespace, "namespace");
+      if (request.pageSize > MAX_PAGE_SIZE) throw invalid("page_size", `must be at most ${MAX_PAGE_SIZE}`);
+      const pageSize = request.pageSize || DEFAULT_PAGE_SIZE;
+      const after = decodePageToken(request.pageToken);
+      const phases = new Set(request.phases);
+      const ids = (await deps.store.ids()).filter((id) => id > after);
+      const page: TaskExecution[] = [];
+      let last = "";
+      let index = 0;
+      // Read in small parallel batches: a filter may skip many records before a page fills.
+      while (index < ids.length && page.length < pageSize) {
+        const batch = ids.slice(index, index + 32);
+        const records = await Promise.all(batch.map((id) => deps.store.get(id)));
+        for (let i = 0; i < records.length && page.length < pageSize; i++) {
+          index++;
+          last = batch[i]!;
+          const record = records[i]?.record;
+          if (!record) continue;
+          if (namespace && record.metadata?.namespace !== namespace) continue;
+          if (phases.size > 0 && !phases.has(record.phaseInfo?.phase ?? Phase.UNSPECIFIED)) continue;
+          page.push(executionView(record));
+        }
+      }
+      return { executions: page, nextPageToken: index < ids.length ? encodePageToken(last) : "" };
+    },
+
+    async *executeTask(request, ctx) {
+      const { template, inputs, metadata, idempotencyKey } = request;
+      const { record } = await createExecution(
+        create(CreateTaskRequestSchema, { template, inputs, metadata, idempotencyKey }),
+      );
+      for await (const event of follow(record, 1n, ctx)) yield { event };
+    },
+  } satisfies ServiceImpl<typeof TaskService> as ServiceImpl<typeof TaskService>;
+}
+
+function withNamespace(request: CreateTaskRequest, namespace: string): TaskExecutionMetadata {
+  const metadata = request.metadata ? clone(TaskExecutionMetadataSchema, request.metadata) : create(TaskExecutionMetadataSchema);
+  metadata.namespace = namespace;
+  return metadata;
+}
+
+function encodePageToken(lastId: string): string {
+  return Buffer.from(`after:${lastId}`).toString("base64url");
+}
+
+function decodePageToken(token: string): string {
+  if (token === "") return "";
+  const text = Buffer.from(token, "base64url").toString();
+  if (!text.startsWith("after:") || text.length > 80) throw invalid("page_token", "is not a token this service gave");
+  return text.slice("after:".length);
+}

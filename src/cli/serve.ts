@@ -1,0 +1,62 @@
+// `plugin-bridge serve`: runs a host until SIGTERM or SIGINT, then stops it gracefully.
+import { parseArgs } from "node:util";
+import { DEFAULT_CONFIG, envName, flagName, loadConfig, type HostConfig } from "../config.js";
+import { startHost } from "../host.js";
+import { createLogger } from "../log.js";
+
+type Key = keyof HostConfig;
+const KEYS = Object.keys(DEFAULT_CONFIG) as Key[];
+
+export const serveUsage = `plugin-bridge serve [--config FILE] [--SETTING VALUE ...]
+
+Runs a host: the API (Connect, gRPC and gRPC-Web on one port) and the execution engine. Without --nats-url
+it starts its own nats-server with JetStream in --data-dir. Settings (flag, environment variable, default):
+${KEYS.map((key) => `  --${flagName(key).padEnd(22)} ${envName(key).padEnd(36)} ${JSON.stringify(DEFAULT_CONFIG[key])}`).join("\n")}
+A JSON config file (--config or PLUGIN_BRIDGE_CONFIG) takes the same names as keys; flags win over the
+environment, the environment over the file.`;
+
+export async function serve(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: "string" },
+      help: { type: "boolean", short: "h" },
+      ...Object.fromEntries(KEYS.map((key) => [flagName(key), { type: "string" as const }])),
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(serveUsage + "\n");
+    return 0;
+  }
+  const flags: Partial<Record<Key, string>> = {};
+  for (const key of KEYS) {
+    const value = (values as Record<string, unknown>)[flagName(key)];
+    if (typeof value === "string") flags[key] = value;
+  }
+  const config = loadConfig(flags, process.env, typeof values.config === "string" ? values.config : undefined);
+  const log = createLogger({ fields: { component: "host" } });
+  const host = await startHost(config, log);
+  return await new Promise<number>((resolve) => {
+    let signalled = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (signalled) {
+        log.warn("second signal: exiting without waiting", { signal });
+        resolve(1);
+        return;
+      }
+      signalled = true;
+      log.info("signal received", { signal });
+      host.stop().then(
+        () => resolve(0),
+        (error: unknown) => {
+          log.error("stop failed", { error });
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}

@@ -1,0 +1,113 @@
+// The host's settings and where they come from: defaults, then a JSON config file, then environment variables,
+// then command-line flags, each overriding the one before. Every default is written down here, where it is set.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { DEFAULT_READ_MAX_BYTES, DEFAULT_SHUTDOWN_GRACE_MS } from "./api/limits.js";
+
+export interface HostConfig {
+  /** NATS to use. Empty: start a nats-server child with JetStream in `dataDir` (one-machine mode). */
+  natsUrl: string;
+  /** The embedded nats-server's client port (only without natsUrl). */
+  embeddedNatsPort: number;
+  /** Where the embedded nats-server keeps JetStream's files. */
+  dataDir: string;
+  /** The API's address. Loopback unless an operator opens it on purpose. */
+  listenHost: string;
+  listenPort: number;
+  /** The largest request message, in bytes; larger ones get RESOURCE_EXHAUSTED. */
+  readMaxBytes: number;
+  /** Steps this host runs at once. */
+  concurrency: number;
+  /** How long a step may go without an in-progress ack before another host takes its work item. */
+  ackWaitMs: number;
+  /** How long events are kept on the EVENTS stream. */
+  eventsMaxAgeMs: number;
+  /** A work item whose record never appeared is dropped after this long. */
+  orphanGraceMs: number;
+  /** How often to look for a plugin instance when a type has none live. */
+  noInstanceRetryMs: number;
+  /** Secrets directory: `<dir>/<group>/<key>` files. Empty: no secrets can be resolved. */
+  secretsDir: string;
+  /** How long SIGTERM waits for calls and steps in flight. */
+  shutdownGraceMs: number;
+}
+
+export const DEFAULT_CONFIG: HostConfig = {
+  natsUrl: "",
+  embeddedNatsPort: 4222,
+  dataDir: path.resolve(".data", "plugin-bridge"),
+  listenHost: "127.0.0.1",
+  listenPort: 8080,
+  readMaxBytes: DEFAULT_READ_MAX_BYTES,
+  concurrency: 64,
+  ackWaitMs: 30_000,
+  eventsMaxAgeMs: 7 * 24 * 3600_000,
+  orphanGraceMs: 120_000,
+  noInstanceRetryMs: 2_000,
+  secretsDir: "",
+  shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+};
+
+/** A setting that cannot be used: names the setting and its source. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+type Key = keyof HostConfig;
+const KEYS = Object.keys(DEFAULT_CONFIG) as Key[];
+
+/** Environment variable of each setting: PLUGIN_BRIDGE_ + the name in upper snake case. */
+export const envName = (key: Key): string => "PLUGIN_BRIDGE_" + key.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
+/** Command-line flag of each setting: the name in kebab case. */
+export const flagName = (key: Key): string => key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+
+function coerce(key: Key, value: unknown, source: string): string | number {
+  const expected = typeof DEFAULT_CONFIG[key];
+  if (expected === "number") {
+    const number = typeof value === "number" ? value : typeof value === "string" && value.trim() !== "" ? Number(value) : NaN;
+    if (!Number.isInteger(number) || number < 0) throw new ConfigError(`${source}: ${key} must be a whole number ≥ 0, not ${JSON.stringify(value)}`);
+    return number;
+  }
+  if (typeof value !== "string") throw new ConfigError(`${source}: ${key} must be a string, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+function readConfigFile(file: string): Partial<Record<Key, unknown>> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new ConfigError(`config file ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${file}: must hold a JSON object`);
+  }
+  const unknown = Object.keys(parsed).filter((key) => !KEYS.includes(key as Key));
+  if (unknown.length > 0) throw new ConfigError(`config file ${file}: unknown setting(s) ${unknown.join(", ")}; known: ${KEYS.join(", ")}`);
+  return parsed as Partial<Record<Key, unknown>>;
+}
+
+/** Merges the sources. `flags` holds the command line's values by setting name, `configFile` its --config. */
+export function loadConfig(
+  flags: Partial<Record<Key, string>>,
+  env: NodeJS.ProcessEnv = process.env,
+  configFile: string | undefined = env.PLUGIN_BRIDGE_CONFIG,
+): HostConfig {
+  const config: Record<string, string | number> = { ...DEFAULT_CONFIG };
+  const layers: Array<[string, Partial<Record<Key, unknown>>]> = [];
+  if (configFile) layers.push([`config file ${configFile}`, readConfigFile(configFile)]);
+  layers.push(["environment", Object.fromEntries(KEYS.filter((key) => env[envName(key)] !== undefined).map((key) => [key, env[envName(key)]]))]);
+  layers.push(["command line", flags]);
+  for (const [source, values] of layers) {
+    for (const key of KEYS) if (values[key] !== undefined) config[key] = coerce(key, values[key], source);
+  }
+  const result = config as unknown as HostConfig;
+  if (result.listenPort > 65535) throw new ConfigError(`listenPort ${result.listenPort} is not a port`);
+  if (result.readMaxBytes < 1024) throw new ConfigError(`readMaxBytes must be at least 1024`);
+  if (result.concurrency < 1) throw new ConfigError(`concurrency must be at least 1`);
+  if (result.ackWaitMs < 1_000) throw new ConfigError(`ackWaitMs must be at least 1000`);
+  return result;
+}

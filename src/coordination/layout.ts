@@ -1,0 +1,103 @@
+// Creates the host's buckets, streams and consumer if they are missing, and leaves them alone if they exist:
+// any number of hosts (and sidecar kits, for the plugins bucket) may run this at once.
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  EVENTS_STREAM,
+  EXECUTIONS_BUCKET,
+  PLUGINS_BUCKET,
+  WORK_CONSUMER,
+  WORK_STREAM,
+  eventSubjects,
+  workSubjects,
+} from "./names.js";
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+export interface LayoutOptions {
+  /** How long a taken work item stays with a host that stopped answering before another host gets it. */
+  ackWaitMs: number;
+  /** How long events are kept. */
+  eventsMaxAgeMs: number;
+}
+
+export interface Layout {
+  plugins: KV;
+  executions: KV;
+}
+
+/**
+ * The plugins bucket's settings. Every sidecar kit creates the bucket with exactly these values when it comes up
+ * before any host: JetStream refuses a second create with different ones. `ttl` drops an instance whose
+ * heartbeats stopped; `markerTTL` makes that drop visible to watchers as a delete.
+ */
+export const PLUGINS_BUCKET_OPTIONS = { history: 1, ttl: 15_000, markerTTL: 5_000, storage: StorageType.File };
+
+export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, options: LayoutOptions): Promise<Layout> {
+  const kvm = new Kvm(nc);
+  const plugins = await kvm.create(PLUGINS_BUCKET, PLUGINS_BUCKET_OPTIONS);
+  const executions = await kvm.create(EXECUTIONS_BUCKET, { history: 1, storage: StorageType.File });
+  await ensureStream(jsm, {
+    name: WORK_STREAM,
+    subjects: [workSubjects],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    // A CreateTask retried within this window re-publishes the same work item; JetStream drops the copy.
+    duplicate_window: nanos(120_000),
+  });
+  await ensureStream(jsm, {
+    name: EVENTS_STREAM,
+    subjects: [eventSubjects],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    max_age: nanos(options.eventsMaxAgeMs),
+    duplicate_window: nanos(120_000),
+  });
+  await ensureWorkConsumer(jsm, options.ackWaitMs);
+  return { plugins, executions };
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  try {
+    await jsm.streams.info(config.name);
+    // It exists: bring the settings we own up to date (an operator may have changed event retention).
+    await jsm.streams.update(config.name, config);
+  } catch (error) {
+    if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
+    await jsm.streams.add(config);
+  }
+}
+
+async function ensureWorkConsumer(jsm: JetStreamManager, ackWaitMs: number): Promise<void> {
+  const config = {
+    durable_name: WORK_CONSUMER,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(ackWaitMs),
+    // Items waiting out a nak delay count as pending: a cap would cap the number of live executions.
+    max_ack_pending: -1,
+    // With a limit, an item silently stops being delivered after that many polls.
+    max_deliver: -1,
+  };
+  try {
+    const info = await jsm.consumers.info(WORK_STREAM, WORK_CONSUMER);
+    if (info.config.ack_wait !== config.ack_wait) await jsm.consumers.update(WORK_STREAM, WORK_CONSUMER, config);
+  } catch (error) {
+    if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
+    await jsm.consumers.add(WORK_STREAM, config);
+  }
+}
+
+function isApiError(error: unknown, code: number): boolean {
+  return error instanceof JetStreamApiError && error.code === code;
+}

@@ -1,0 +1,47 @@
+// The one place NATS names are built: buckets, streams, subjects and consumers. The sidecar kits use the same
+// names (docs/architecture.md lists them); change them only together with every kit.
+
+/** KV bucket holding one key per live sidecar instance: `<plugin name>.<instance id>`. */
+export const PLUGINS_BUCKET = "pb_plugins";
+/** KV bucket holding one record per execution, keyed by execution id. */
+export const EXECUTIONS_BUCKET = "pb_executions";
+/** Work-queue stream holding one message per live execution. */
+export const WORK_STREAM = "PB_WORK";
+/** Limits stream holding every phase change of every execution. */
+export const EVENTS_STREAM = "PB_EVENTS";
+/** The durable pull consumer all hosts share on the WORK stream. */
+export const WORK_CONSUMER = "pb-hosts";
+
+const WORK_PREFIX = "pb.work";
+const EVENTS_PREFIX = "pb.events";
+
+export const workSubjects = `${WORK_PREFIX}.>`;
+export const eventSubjects = `${EVENTS_PREFIX}.>`;
+
+/** Execution ids and namespaces become subject tokens: only these characters may appear in them. */
+export const TOKEN_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+function token(value: string, what: string): string {
+  if (!TOKEN_PATTERN.test(value)) throw new Error(`${what} ${JSON.stringify(value)} is not a valid NATS token`);
+  return value;
+}
+
+/** The subject of an execution's work item. */
+export function workSubject(executionId: string): string {
+  return `${WORK_PREFIX}.${token(executionId, "execution id")}`;
+}
+
+/** The subject of an execution's events; the namespace first, so one namespace can be followed with a wildcard. */
+export function eventSubject(namespace: string, executionId: string): string {
+  return `${EVENTS_PREFIX}.${token(namespace, "namespace")}.${token(executionId, "execution id")}`;
+}
+
+/** The message id that lets JetStream drop a re-published event (crash recovery) as a duplicate. */
+export function eventMessageId(executionId: string, sequence: bigint): string {
+  return `${executionId}.${sequence}`;
+}
+
+/** The key of a sidecar instance's announcement. */
+export function pluginKey(pluginName: string, instanceId: string): string {
+  return `${token(pluginName, "plugin name")}.${token(instanceId, "instance id")}`;
+}

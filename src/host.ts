@@ -1,0 +1,145 @@
+// The host as a whole: NATS (its own child or the one it is given), the JetStream layout, the routing table,
+// the worker that runs steps, and the API port. Everything it knows lives in NATS; it can die at any point.
+import path from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { HealthCheckResponse_ServingStatus as ServingStatus } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
+import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
+import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { HealthStatus, WHOLE_SERVER } from "./api/health-service.js";
+import { createRegistryService } from "./api/registry-service.js";
+import { startApiServer, type ApiServer } from "./api/server.js";
+import { createTaskService } from "./api/task-service.js";
+import type { HostConfig } from "./config.js";
+import { EventLog } from "./coordination/event-log.js";
+import { ExecutionStore } from "./coordination/execution-store.js";
+import { ensureLayout } from "./coordination/layout.js";
+import { startNatsServer, type NatsServerProcess } from "./coordination/nats-server-process.js";
+import { WorkQueue } from "./coordination/work-queue.js";
+import type { Logger } from "./log.js";
+import { Executor } from "./machinery/executor.js";
+import { SecretResolver } from "./machinery/secrets.js";
+import { Worker } from "./machinery/worker.js";
+import { PluginClients } from "./registry/plugin-client.js";
+import { RoutingTable } from "./registry/routing-table.js";
+import { Specifications } from "./registry/specifications.js";
+
+export interface Host {
+  /** The API's base URL, such as http://127.0.0.1:8080. */
+  readonly url: string;
+  readonly port: number;
+  /** The NATS the host uses (its own child's URL in one-machine mode). */
+  readonly natsUrl: string;
+  /** Stops gracefully: health NOT_SERVING, no new calls or steps, steps in flight finish, then NATS is drained. */
+  stop(): Promise<void>;
+}
+
+/** Room left in a NATS message for headers when a record is stored. */
+const HEADER_ROOM_BYTES = 4096;
+
+export async function startHost(config: HostConfig, log: Logger): Promise<Host> {
+  let natsChild: NatsServerProcess | undefined;
+  let natsUrl = config.natsUrl;
+  if (!natsUrl) {
+    const natsLog = log.child({ component: "nats-server" });
+    natsChild = await startNatsServer({
+      dataDir: path.join(config.dataDir, "nats"),
+      port: config.embeddedNatsPort,
+      onLog: (line) => natsLog.debug(line),
+    });
+    natsUrl = natsChild.url;
+    log.info("started nats-server with JetStream", { url: natsUrl, dataDir: config.dataDir });
+  }
+
+  let nc: NatsConnection | undefined;
+  let api: ApiServer | undefined;
+  let worker: Worker | undefined;
+  let routing: RoutingTable | undefined;
+  const clients = new PluginClients();
+  try {
+    nc = await connect({ servers: natsUrl, name: "plugin-bridge-host", maxReconnectAttempts: -1, reconnectTimeWait: 1_000 });
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    const layout = await ensureLayout(nc, jsm, { ackWaitMs: config.ackWaitMs, eventsMaxAgeMs: config.eventsMaxAgeMs });
+
+    const specifications = new Specifications();
+    routing = new RoutingTable(log.child({ component: "registry" }));
+    const table = routing;
+    routing.onChange((instanceId, instance) => {
+      if (instance) return;
+      specifications.forget(instanceId);
+      clients.releaseUnused(new Set(table.live().map((live) => live.endpoint)));
+    });
+    await routing.start(layout.plugins);
+
+    const store = new ExecutionStore(layout.executions);
+    const events = new EventLog(js);
+    const work = new WorkQueue(js);
+    const secrets = new SecretResolver(config.secretsDir || undefined);
+    const executor = new Executor(store, events, routing, clients, secrets, log.child({ component: "executor" }), {
+      orphanGraceMs: config.orphanGraceMs,
+      noInstanceRetryMs: config.noInstanceRetryMs,
+    });
+    worker = new Worker(work, executor, log.child({ component: "worker" }), {
+      concurrency: config.concurrency,
+      ackWaitMs: config.ackWaitMs,
+    });
+    await worker.start();
+
+    const health = new HealthStatus(ServingStatus.NOT_SERVING);
+    const apiLog = log.child({ component: "api" });
+    api = await startApiServer({
+      host: config.listenHost,
+      port: config.listenPort,
+      readMaxBytes: config.readMaxBytes,
+      shutdownGraceMs: config.shutdownGraceMs,
+      health,
+      log: (level, message, fields) => apiLog[level](message, fields),
+      routes: (router) => {
+        router.service(TaskService, createTaskService({
+          store,
+          work,
+          events,
+          executor,
+          routing: table,
+          specifications,
+          secrets,
+          maxRecordBytes: nc!.info!.max_payload - HEADER_ROOM_BYTES,
+        }));
+        router.service(PluginRegistryService, createRegistryService(table));
+      },
+    });
+    for (const service of [WHOLE_SERVER, TaskService.typeName, PluginRegistryService.typeName]) {
+      health.set(service, ServingStatus.SERVING);
+    }
+    log.info("serving", { url: api.url, nats: natsUrl });
+  } catch (error) {
+    await api?.close();
+    await worker?.stop(0);
+    routing?.stop();
+    clients.close();
+    await nc?.close();
+    await natsChild?.stop();
+    throw error;
+  }
+
+  const started = { api, worker, routing, nc };
+  let stopping: Promise<void> | undefined;
+  return {
+    url: api.url,
+    port: api.port,
+    natsUrl,
+    stop() {
+      stopping ??= (async () => {
+        log.info("stopping: finishing calls and steps in flight");
+        await Promise.all([started.api.close(), started.worker.stop(config.shutdownGraceMs)]);
+        started.routing.stop();
+        clients.close();
+        await started.nc.drain();
+        await natsChild?.stop();
+        log.info("stopped");
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,384 @@
+// One step of an execution: read the record, make at most one kind of plugin call, store the outcome, and say
+// when the execution wants its next step. Hosts are stateless: every fact a step needs is in the record.
+import { create } from "@bufbuild/protobuf";
+import { status } from "@grpc/grpc-js";
+import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import {
+  AsyncPluginService,
+  PluginKind,
+  SyncPluginService,
+  type PluginDescriptor,
+  type PluginInstance,
+} from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import { ErrorKind, Phase, TaskContextSchema, type PhaseInfo, type TaskContext } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import type { EventLog } from "../coordination/event-log.js";
+import { RevisionConflictError, type ExecutionStore, type StoredRecord } from "../coordination/execution-store.js";
+import type { Logger } from "../log.js";
+import { isUserError, PluginCallError, type PluginClients } from "../registry/plugin-client.js";
+import type { RoutingTable } from "../registry/routing-table.js";
+import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
+import { SecretNotFoundError, type SecretResolver } from "./secrets.js";
+import { durationMs, timestampMs } from "./time.js";
+import {
+  abortedPhase,
+  countSystemFailure,
+  enterPhase,
+  eventOf,
+  failAttempt,
+  requestAbort,
+  succeed,
+  type Transition,
+} from "./transitions.js";
+
+/** What the work item should do after a step. */
+export type Disposition =
+  | { kind: "done" } // ack: the execution is final
+  | { kind: "again"; delayMs: number } // nak with a delay: JetStream brings it back
+  | { kind: "drop"; reason: string }; // term: the item is not for anything
+
+export interface ExecutorOptions {
+  /** A work item whose record is missing is dropped after this long (its CreateTask never finished). */
+  orphanGraceMs: number;
+  /** How long to wait before looking again for an instance of a type that has none live. */
+  noInstanceRetryMs: number;
+}
+
+/** The host's defaults for a plugin's properties (PluginProperties). */
+const DEFAULTS = {
+  resyncMs: 5_000,
+  createTimeoutMs: 30_000,
+  getTimeoutMs: 10_000,
+  deleteTimeoutMs: 30_000,
+  doTimeoutMs: 60_000,
+  maxSystemFailures: 5,
+};
+
+export interface PluginTiming {
+  resyncMs: number;
+  createTimeoutMs: number;
+  getTimeoutMs: number;
+  deleteTimeoutMs: number;
+  doTimeoutMs: number;
+  maxSystemFailures: number;
+}
+
+export function timingOf(descriptor: PluginDescriptor | undefined): PluginTiming {
+  const p = descriptor?.properties;
+  return {
+    resyncMs: durationMs(p?.resyncInterval, DEFAULTS.resyncMs),
+    createTimeoutMs: durationMs(p?.createTimeout, DEFAULTS.createTimeoutMs),
+    getTimeoutMs: durationMs(p?.getTimeout, DEFAULTS.getTimeoutMs),
+    deleteTimeoutMs: durationMs(p?.deleteTimeout, DEFAULTS.deleteTimeoutMs),
+    doTimeoutMs: durationMs(p?.doTimeout, DEFAULTS.doTimeoutMs),
+    maxSystemFailures: p?.maxSystemFailures || DEFAULTS.maxSystemFailures,
+  };
+}
+
+/** No live instance serves the execution's type and version right now. */
+class NoInstanceError extends Error {}
+
+/** Backoff after the n-th system failure: 1 s, 2 s, 4 s … at most 30 s. */
+const backoffMs = (failures: number): number => Math.min(1_000 * 2 ** Math.max(0, failures - 1), 30_000);
+
+export class Executor {
+  constructor(
+    private readonly store: ExecutionStore,
+    private readonly events: EventLog,
+    private readonly routing: RoutingTable,
+    private readonly clients: PluginClients,
+    private readonly secrets: SecretResolver,
+    private readonly log: Logger,
+    private readonly options: ExecutorOptions,
+  ) {}
+
+  /** Runs one step of the execution named by a work item first queued at `enqueuedAtMs`. */
+  async step(executionId: string, enqueuedAtMs: number): Promise<Disposition> {
+    const stored = await this.store.get(executionId);
+    if (!stored) {
+      // CreateTask queues the item before it stores the record: give the record a moment to appear.
+      if (Date.now() - enqueuedAtMs > this.options.orphanGraceMs) return { kind: "drop", reason: "no record" };
+      return { kind: "again", delayMs: 250 };
+    }
+    try {
+      return await this.stepRecord(stored);
+    } catch (error) {
+      if (error instanceof RevisionConflictError) {
+        // Another host or an AbortTask changed the record meanwhile: look again with the new state.
+        return { kind: "again", delayMs: 0 };
+      }
+      throw error;
+    }
+  }
+
+  private async stepRecord(stored: StoredRecord): Promise<Disposition> {
+    const { record } = stored;
+    const phase = record.phaseInfo?.phase ?? Phase.UNSPECIFIED;
+    if (isFinalPhase(phase)) {
+      // Only a crash between the final write and the ack gets here: make sure the final event went out.
+      await this.events.publish(eventOf(record));
+      return { kind: "done" };
+    }
+    if (record.abortRequested) return await this.finishAbort(stored);
+
+    const type = record.template?.type ?? "";
+    const version = record.template?.typeVersion ?? 0;
+    const descriptor = this.routing.candidates(type, version)[0]?.descriptor;
+    const timing = timingOf(descriptor);
+    const timeoutMs = durationMs(record.template?.metadata?.timeout, 0);
+    const deadlineMs = timeoutMs > 0 ? timestampMs(record.attemptStartedAt) + timeoutMs : Infinity;
+    if (Date.now() >= deadlineMs) return await this.timeOut(stored, timeoutMs, timing);
+    if (!descriptor) return { kind: "again", delayMs: Math.min(this.options.noInstanceRetryMs, deadlineMs - Date.now()) };
+
+    try {
+      switch (descriptor.kind) {
+        case PluginKind.ASYNC: {
+          const disposition = record.resourceCreated
+            ? await this.get(stored, timing)
+            : await this.create(stored, timing);
+          return disposition.kind === "again"
+            ? { kind: "again", delayMs: Math.max(0, Math.min(disposition.delayMs, deadlineMs - Date.now())) }
+            : disposition;
+        }
+        case PluginKind.SYNC:
+          return await this.do(stored, timing);
+        default: {
+          const info = failure(Phase.PERMANENT_FAILURE, "UnsupportedPluginKind", `plugin kind ${descriptor.kind} is not served`, ErrorKind.SYSTEM);
+          return await this.commit(stored, enterPhase(record, info));
+        }
+      }
+    } catch (error) {
+      return await this.onCallError(stored, error, timing);
+    }
+  }
+
+  /** Async, first step of an attempt: Create, keep the resource meta, poll after the resync interval. */
+  private async create(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
+    const { record } = stored;
+    const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
+      await this.clients.call(AsyncPluginService.method.create, target, { context }, timing.createTimeoutMs),
+    );
+    const created = (current: ExecutionRecord): Transition =>
+      enterPhase(current, phaseInfo(Phase.INITIALIZING, "created"), (next) => {
+        next.resourceMeta = response.resourceMeta;
+        next.resourceCreated = true;
+        next.lastInstanceId = instance.instanceId;
+      });
+    try {
+      await this.commit(stored, created(record));
+    } catch (error) {
+      if (!(error instanceof RevisionConflictError)) throw error;
+      // The remote work exists now: its meta must not be lost to a concurrent change (an abort, most likely).
+      await this.keepCreatedResource(record, response.resourceMeta, created);
+    }
+    return { kind: "again", delayMs: timing.resyncMs };
+  }
+
+  private async keepCreatedResource(
+    before: ExecutionRecord,
+    resourceMeta: Uint8Array,
+    created: (current: ExecutionRecord) => Transition,
+  ): Promise<void> {
+    for (let round = 0; round < 5; round++) {
+      const fresh = await this.store.get(before.id);
+      if (!fresh || fresh.record.attempt !== before.attempt || fresh.record.resourceCreated) return;
+      if (fresh.record.abortRequested || isFinalPhase(fresh.record.phaseInfo?.phase ?? Phase.UNSPECIFIED)) {
+        // Aborted while Create ran: record the resource so that the abort's Delete finds it.
+        const kept = create(ExecutionRecordSchema, { ...fresh.record, resourceMeta, resourceCreated: true });
+        try {
+          await this.store.update(kept, fresh.revision);
+          return;
+        } catch (error) {
+          if (!(error instanceof RevisionConflictError)) throw error;
+          continue;
+        }
+      }
+      try {
+        await this.commit(fresh, created(fresh.record));
+        return;
+      } catch (error) {
+        if (!(error instanceof RevisionConflictError)) throw error;
+      }
+    }
+    throw new RevisionConflictError(before.id);
+  }
+
+  /** Async, later steps: Get; write and publish only when the reported phase differs from the recorded one. */
+  private async get(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
+    const { record } = stored;
+    const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
+      await this.clients.call(
+        AsyncPluginService.method.get,
+        target,
+        { context, resourceMeta: record.resourceMeta },
+        timing.getTimeoutMs,
+      ),
+    );
+    const reported = response.phaseInfo ?? phaseInfo(Phase.RUNNING, "");
+    if (!isTerminalPhase(reported.phase)) {
+      if (!phaseChanged(record.phaseInfo, reported) && record.systemFailures === 0) {
+        return { kind: "again", delayMs: timing.resyncMs }; // the hot path: no write, no event
+      }
+      await this.commit(stored, enterPhase(record, reported, (next) => {
+        next.lastInstanceId = instance.instanceId;
+        next.systemFailures = 0;
+      }));
+      return { kind: "again", delayMs: timing.resyncMs };
+    }
+    return await this.commit(stored, this.terminal(record, reported, response.outputs));
+  }
+
+  /** Sync: Do runs the whole task. */
+  private async do(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
+    const { record } = stored;
+    const { response } = await this.callAnyInstance(record, async (target, context) =>
+      await this.clients.call(SyncPluginService.method.do, target, { context }, timing.doTimeoutMs),
+    );
+    const reported = response.phaseInfo;
+    if (!reported || !isTerminalPhase(reported.phase)) {
+      throw new PluginCallError(status.INTERNAL, "Do must return a terminal phase", record.lastInstanceId);
+    }
+    return await this.commit(stored, this.terminal(record, reported, response.outputs));
+  }
+
+  private terminal(record: ExecutionRecord, reported: PhaseInfo, outputs: ExecutionRecord["outputs"]): Transition {
+    if (reported.phase === Phase.SUCCESS) return succeed(record, reported, outputs);
+    return failAttempt(record, reported);
+  }
+
+  /** The attempt ran past TaskMetadata.timeout: release the remote work, then fail the attempt (retryable). */
+  private async timeOut(stored: StoredRecord, timeoutMs: number, timing: PluginTiming): Promise<Disposition> {
+    const { record } = stored;
+    if (record.resourceCreated) {
+      try {
+        await this.deleteResource(record, timing);
+      } catch (error) {
+        return await this.onCallError(stored, error, timing);
+      }
+    }
+    const info = failure(Phase.RETRYABLE_FAILURE, "Timeout", `attempt ${record.attempt} exceeded its timeout of ${timeoutMs} ms`, ErrorKind.SYSTEM);
+    return await this.commit(stored, failAttempt(record, info));
+  }
+
+  /** Abort requested: Delete the remote work if there is any, then ABORTED. */
+  private async finishAbort(stored: StoredRecord): Promise<Disposition> {
+    const { record } = stored;
+    const descriptor = this.routing.candidates(record.template?.type ?? "", record.template?.typeVersion ?? 0)[0]?.descriptor;
+    const timing = timingOf(descriptor);
+    if (record.resourceCreated) {
+      try {
+        await this.deleteResource(record, timing);
+      } catch (error) {
+        if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+        return await this.onCallError(stored, error, timing);
+      }
+    }
+    return await this.commit(stored, enterPhase(record, abortedPhase(record)));
+  }
+
+  private async deleteResource(record: ExecutionRecord, timing: PluginTiming): Promise<void> {
+    await this.callAnyInstance(record, async (target, context) =>
+      await this.clients.call(
+        AsyncPluginService.method.delete,
+        target,
+        { context, resourceMeta: record.resourceMeta },
+        timing.deleteTimeoutMs,
+      ),
+    );
+  }
+
+  /**
+   * Calls the plugin on a live instance; an unreachable instance is skipped for the next one (it may have just
+   * died), so a step only fails when no instance answers.
+   */
+  private async callAnyInstance<T>(
+    record: ExecutionRecord,
+    call: (target: PluginInstance, context: TaskContext) => Promise<T>,
+  ): Promise<{ response: T; instance: PluginInstance }> {
+    const type = record.template?.type ?? "";
+    const version = record.template?.typeVersion ?? 0;
+    const context = await this.contextOf(record);
+    const tried = new Set<string>();
+    let lastError: unknown = new NoInstanceError(`no live instance serves ${type} v${version}`);
+    for (let instance = this.routing.pick(type, version); instance; instance = this.routing.pick(type, version, tried)) {
+      tried.add(instance.instanceId);
+      try {
+        return { response: await call(instance, context), instance };
+      } catch (error) {
+        lastError = error;
+        if (!(error instanceof PluginCallError && error.unreachable)) break;
+        this.log.warn("plugin instance unreachable, trying another", { instance: instance.instanceId, execution: record.id });
+      }
+    }
+    throw lastError;
+  }
+
+  private async contextOf(record: ExecutionRecord): Promise<TaskContext> {
+    return create(TaskContextSchema, {
+      executionId: { id: record.id, attempt: record.attempt },
+      template: record.template,
+      inputs: record.inputs,
+      metadata: record.metadata,
+      secrets: await this.secrets.resolve(record.template?.secrets ?? []),
+    });
+  }
+
+  /** Turns a failed call into the record's next state: a user failure ends the attempt, a system one is counted. */
+  private async onCallError(stored: StoredRecord, error: unknown, timing: PluginTiming): Promise<Disposition> {
+    const { record } = stored;
+    if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+    if (error instanceof SecretNotFoundError) {
+      return await this.commit(stored, failAttempt(record, failure(Phase.PERMANENT_FAILURE, "SecretNotFound", error.message, ErrorKind.USER)));
+    }
+    if (error instanceof PluginCallError && isUserError(error)) {
+      const info = failure(Phase.PERMANENT_FAILURE, `Plugin${codeName(error.code)}`, error.details, ErrorKind.USER);
+      return await this.commit(stored, failAttempt(record, info));
+    }
+    if (!(error instanceof PluginCallError)) throw error; // NATS or a bug: leave the item to be redelivered
+    this.log.warn("plugin call failed", { execution: record.id, instance: error.instanceId, error: error.message });
+    const transition = countSystemFailure(record, error.message, timing.maxSystemFailures);
+    const disposition = await this.commit(stored, transition);
+    return disposition.kind === "again" ? { kind: "again", delayMs: backoffMs(transition.record.systemFailures) } : disposition;
+  }
+
+  /** Stores the transition (compare-and-set on the revision read), then publishes its events. */
+  private async commit(stored: StoredRecord, transition: Transition): Promise<Disposition> {
+    await this.store.update(transition.record, stored.revision);
+    await this.publish(transition.events);
+    const phase = transition.record.phaseInfo?.phase ?? Phase.UNSPECIFIED;
+    return isFinalPhase(phase) ? { kind: "done" } : { kind: "again", delayMs: 0 };
+  }
+
+  private async publish(events: readonly TaskEvent[]): Promise<void> {
+    for (const event of events) await this.events.publish(event);
+  }
+
+  /**
+   * AbortTask: marks the record, then tries to finish the abort at once. When the plugin's Delete cannot be
+   * made now, the abort stays requested and the execution's next step retries it.
+   */
+  async abort(executionId: string, reason: string): Promise<StoredRecord | "not-found" | "final"> {
+    for (let round = 0; round < 5; round++) {
+      const stored = await this.store.get(executionId);
+      if (!stored) return "not-found";
+      if (isFinalPhase(stored.record.phaseInfo?.phase ?? Phase.UNSPECIFIED)) return "final";
+      try {
+        let current = stored;
+        if (!stored.record.abortRequested) {
+          const marked = requestAbort(stored.record, reason);
+          current = { record: marked, revision: await this.store.update(marked, stored.revision) };
+        }
+        await this.finishAbort(current);
+        return (await this.store.get(executionId)) ?? "not-found";
+      } catch (error) {
+        if (!(error instanceof RevisionConflictError)) throw error;
+      }
+    }
+    throw new RevisionConflictError(executionId);
+  }
+}
+
+const codeName = (code: number): string =>
+  ["Ok", "Cancelled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
+    "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented",
+    "Internal", "Unavailable", "DataLoss", "Unauthenticated"][code] ?? `Code${code}`;

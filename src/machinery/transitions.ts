@@ -1,0 +1,123 @@
+// Pure changes to an execution record: each returns the next record and the events it owes. The executor
+// decides which to apply; these keep the bookkeeping (sequence, attempt, counters, times) in one place.
+import { clone, create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import { ErrorKind, Phase, type PhaseInfo } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import { TaskEventSchema, type TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { failure, phaseInfo, phaseName } from "./phases.js";
+
+export interface Transition {
+  record: ExecutionRecord;
+  events: TaskEvent[];
+}
+
+/** The event that announces the record's current phase under its current sequence. */
+export function eventOf(record: ExecutionRecord): TaskEvent {
+  return create(TaskEventSchema, {
+    executionId: record.id,
+    sequence: record.lastEventSequence,
+    attempt: record.attempt,
+    phaseInfo: record.phaseInfo,
+    outputs: record.phaseInfo?.phase === Phase.SUCCESS ? record.outputs : undefined,
+    namespace: record.metadata?.namespace ?? "",
+  });
+}
+
+/** Moves the record to a new phase: one event, one more sequence. */
+export function enterPhase(
+  current: ExecutionRecord,
+  info: PhaseInfo,
+  changes: (next: ExecutionRecord) => void = () => {},
+): Transition {
+  const next = clone(ExecutionRecordSchema, current);
+  changes(next);
+  next.phaseInfo = info.occurredAt ? info : { ...info, occurredAt: timestampFromDate(new Date()) };
+  next.lastEventSequence = current.lastEventSequence + 1n;
+  next.updatedAt = timestampFromDate(new Date());
+  return { record: next, events: [eventOf(next)] };
+}
+
+/** A successful end, with the outputs. */
+export function succeed(current: ExecutionRecord, info: PhaseInfo, outputs: JsonObject | undefined): Transition {
+  return enterPhase(current, info, (next) => {
+    next.outputs = outputs;
+  });
+}
+
+/**
+ * A failed attempt. With retries left (TaskMetadata.retries), a new attempt starts at once: the failure and
+ * the new attempt's QUEUED are both published. Without, the execution fails permanently with the same error.
+ */
+export function failAttempt(current: ExecutionRecord, info: PhaseInfo): Transition {
+  const retries = current.template?.metadata?.retries ?? 0;
+  const attemptsUsed = current.attempt;
+  if (info.phase === Phase.RETRYABLE_FAILURE && attemptsUsed <= retries) {
+    const failed = enterPhase(current, info);
+    const retried = enterPhase(
+      failed.record,
+      phaseInfo(Phase.QUEUED, `attempt ${attemptsUsed + 1} after: ${info.reason}`),
+      (next) => {
+        next.attempt = attemptsUsed + 1;
+        next.resourceMeta = new Uint8Array();
+        next.resourceCreated = false;
+        next.systemFailures = 0;
+        next.attemptStartedAt = timestampFromDate(new Date());
+      },
+    );
+    return { record: retried.record, events: [...failed.events, ...retried.events] };
+  }
+  if (info.phase === Phase.RETRYABLE_FAILURE) {
+    const error = info.error;
+    const reason = `${info.reason} (no retries left after ${attemptsUsed} attempt${attemptsUsed === 1 ? "" : "s"})`;
+    return enterPhase(current, { ...info, phase: Phase.PERMANENT_FAILURE, reason, error });
+  }
+  return enterPhase(current, info);
+}
+
+/**
+ * A system failure (plugin unreachable, deadline passed, internal error): counted, recorded with its message,
+ * and retried until the plugin's budget is spent; then the attempt fails as a retryable system failure.
+ */
+export function countSystemFailure(current: ExecutionRecord, message: string, maxSystemFailures: number): Transition {
+  const count = current.systemFailures + 1;
+  if (count > maxSystemFailures) {
+    const info = failure(
+      Phase.RETRYABLE_FAILURE,
+      "SystemFailure",
+      `${count - 1} system failures, the last: ${message}`,
+      ErrorKind.SYSTEM,
+    );
+    return failAttempt({ ...current, systemFailures: count }, info);
+  }
+  const recorded = current.phaseInfo;
+  const phase = recorded?.phase ?? Phase.QUEUED;
+  return enterPhase(
+    current,
+    phaseInfo(phase, `system failure ${count} of ${maxSystemFailures} allowed: ${message}`, {
+      version: (recorded?.version ?? 0) + 1,
+      logs: recorded?.logs,
+      customInfo: recorded?.customInfo,
+    }),
+    (next) => {
+      next.systemFailures = count;
+    },
+  );
+}
+
+/** Marks the record as abort requested; no event: the ABORTED phase will be the event. */
+export function requestAbort(current: ExecutionRecord, reason: string): ExecutionRecord {
+  const next = clone(ExecutionRecordSchema, current);
+  next.abortRequested = true;
+  next.abortReason = reason;
+  next.updatedAt = timestampFromDate(new Date());
+  return next;
+}
+
+export function abortedPhase(current: ExecutionRecord): PhaseInfo {
+  return phaseInfo(Phase.ABORTED, current.abortReason || "aborted");
+}
+
+export function describePhase(info: PhaseInfo | undefined): string {
+  return info ? `${phaseName(info.phase)}${info.reason ? ` (${info.reason})` : ""}` : "none";
+}

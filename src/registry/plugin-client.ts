@@ -1,0 +1,103 @@
+// Calls sidecars over gRPC with @grpc/grpc-js (the host -> sidecar hop is the hot path; grpc-js measured 2-4x
+// faster than connect-node here). One channel per endpoint, closed when its instance leaves.
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+
+/** A failed plugin call, with the gRPC status the sidecar (or the channel) gave. */
+export class PluginCallError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+    readonly instanceId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${grpc.status[code] ?? code}: ${details}`, options);
+    this.name = "PluginCallError";
+  }
+
+  /** The call never reached a working plugin: another instance may do better. */
+  get unreachable(): boolean {
+    return this.code === grpc.status.UNAVAILABLE;
+  }
+}
+
+/** Codes that mean the task (its input or the plugin's verdict on it) is at fault, not the platform. */
+const USER_CODES = new Set<grpc.status>([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.OUT_OF_RANGE,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.NOT_FOUND,
+  grpc.status.ALREADY_EXISTS,
+]);
+
+export function isUserError(error: PluginCallError): boolean {
+  return USER_CODES.has(error.code);
+}
+
+export class PluginClients {
+  private readonly channels = new Map<string, grpc.Client>();
+
+  private client(endpoint: string): grpc.Client {
+    let client = this.channels.get(endpoint);
+    if (!client) {
+      client = new grpc.Client(endpoint, grpc.credentials.createInsecure(), {
+        "grpc.max_receive_message_length": 16 * 1024 * 1024,
+        "grpc.max_send_message_length": 16 * 1024 * 1024,
+      });
+      this.channels.set(endpoint, client);
+    }
+    return client;
+  }
+
+  /** One unary call; rejects with PluginCallError. */
+  async call<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    target: { endpoint: string; instanceId: string },
+    request: MessageInitShape<I>,
+    timeoutMs: number,
+  ): Promise<MessageShape<O>> {
+    const path = `/${method.parent.typeName}/${method.name}`;
+    const client = this.client(target.endpoint);
+    return await new Promise((resolve, reject) => {
+      client.makeUnaryRequest(
+        path,
+        (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
+        (bytes: Buffer) => fromBinary(method.output, bytes),
+        create(method.input, request),
+        new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (error, response) => {
+          if (error) {
+            const code = error.code ?? grpc.status.UNKNOWN;
+            reject(new PluginCallError(code, error.details || error.message, target.instanceId, { cause: error }));
+          } else if (response === undefined) reject(new PluginCallError(grpc.status.INTERNAL, "empty response", target.instanceId));
+          else resolve(response);
+        },
+      );
+    });
+  }
+
+  /** Closes the channels of endpoints no live instance uses any more. */
+  releaseUnused(inUse: ReadonlySet<string>): void {
+    for (const [endpoint, client] of this.channels) {
+      if (inUse.has(endpoint)) continue;
+      client.close();
+      this.channels.delete(endpoint);
+    }
+  }
+
+  close(): void {
+    for (const client of this.channels.values()) client.close();
+    this.channels.clear();
+  }
+}

@@ -1,0 +1,134 @@
+// The routing table: every live sidecar instance, from a watch on the plugins bucket. The host starts with
+// none and routes as they appear; an instance whose heartbeat is older than its ttl is ignored even before the
+// server's expiry marker arrives, and a draining instance gets no new calls.
+import { fromBinary } from "@bufbuild/protobuf";
+import type { KV, KvWatchEntry } from "@nats-io/kv";
+import { PluginAnnouncementSchema } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import { PluginKind, type PluginInstance } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import { timestampMs } from "../machinery/time.js";
+import type { Logger } from "../log.js";
+
+export interface LiveInstance {
+  instance: PluginInstance;
+  /** When the announcement stops counting, in epoch ms. */
+  staleAtMs: number;
+}
+
+const routeKey = (type: string, version: number): string => `${type}\u0000${version}`;
+
+export class RoutingTable {
+  private readonly instances = new Map<string, LiveInstance>();
+  private readonly nextIndex = new Map<string, number>();
+  private readonly listeners = new Set<(id: string, instance: PluginInstance | undefined) => void>();
+  private stopWatch: (() => void) | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Follows the plugins bucket; resolves once the entries present at start are loaded. */
+  async start(bucket: KV): Promise<void> {
+    const watch = await bucket.watch();
+    this.stopWatch = () => watch.stop();
+    let initialized!: () => void;
+    const loaded = new Promise<void>((resolve) => (initialized = resolve));
+    void (async () => {
+      for await (const entry of watch) {
+        this.apply(entry);
+        if (entry.isUpdate === false && entry.delta === 0) initialized();
+      }
+    })();
+    // An empty bucket delivers nothing to mark the end of its history.
+    const status = await bucket.status();
+    if (status.values === 0) initialized();
+    // Never let a slow bucket hold the host's start: routing fills in as entries arrive anyway.
+    await Promise.race([loaded, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+  }
+
+  stop(): void {
+    this.stopWatch?.();
+  }
+
+  /** Called with the instance id and the new instance, or undefined when it left. */
+  onChange(listener: (id: string, instance: PluginInstance | undefined) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private apply(entry: KvWatchEntry): void {
+    const key = entry.key;
+    if (entry.operation !== "PUT") {
+      const gone = this.instances.get(key);
+      this.instances.delete(key);
+      if (gone) {
+        this.log.info("plugin instance left", { instance: gone.instance.instanceId });
+        this.emit(gone.instance.instanceId, undefined);
+      }
+      return;
+    }
+    try {
+      const announcement = fromBinary(PluginAnnouncementSchema, entry.value);
+      const instance = announcement.instance;
+      if (!instance?.descriptor || instance.descriptor.kind === PluginKind.UNSPECIFIED) {
+        this.log.warn("ignoring an announcement without a descriptor or kind", { key });
+        return;
+      }
+      const staleAtMs = timestampMs(instance.heartbeatAt) + announcement.ttlSeconds * 1000;
+      if (!this.instances.has(key)) {
+        this.log.info("plugin instance joined", {
+          plugin: instance.descriptor.name,
+          version: instance.descriptor.version,
+          instance: instance.instanceId,
+          endpoint: instance.endpoint,
+        });
+      }
+      this.instances.set(key, { instance, staleAtMs });
+      this.emit(instance.instanceId, instance);
+    } catch (error) {
+      this.log.warn("ignoring an announcement that does not decode", { key, error });
+    }
+  }
+
+  private emit(id: string, instance: PluginInstance | undefined): void {
+    for (const listener of this.listeners) listener(id, instance);
+  }
+
+  private isLive(entry: LiveInstance): boolean {
+    return entry.staleAtMs > this.now();
+  }
+
+  /** Live instances, draining ones included (they still finish their calls). */
+  live(): PluginInstance[] {
+    return [...this.instances.values()].filter((entry) => this.isLive(entry)).map((entry) => entry.instance);
+  }
+
+  /** Live, non-draining instances serving the type and version. */
+  candidates(type: string, version: number): PluginInstance[] {
+    return this.live().filter(
+      (instance) =>
+        !instance.draining &&
+        instance.descriptor?.taskTypes.some((supported) => supported.type === type && supported.version === version),
+    );
+  }
+
+  /** Whether any live instance serves the type, in any version: tells "unknown type" from "unknown version". */
+  servesType(type: string): boolean {
+    return this.live().some((instance) => instance.descriptor?.taskTypes.some((supported) => supported.type === type));
+  }
+
+  /**
+   * The next instance for the type and version, round-robin over the candidates, skipping `exclude` (instances
+   * that just failed this step). Undefined when none is left.
+   */
+  pick(type: string, version: number, exclude: ReadonlySet<string> = new Set()): PluginInstance | undefined {
+    const candidates = this.candidates(type, version)
+      .filter((instance) => !exclude.has(instance.instanceId))
+      .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+    if (candidates.length === 0) return undefined;
+    const key = routeKey(type, version);
+    const index = this.nextIndex.get(key) ?? 0;
+    this.nextIndex.set(key, index + 1);
+    return candidates[index % candidates.length];
+  }
+}

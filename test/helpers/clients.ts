@@ -1,0 +1,54 @@
+// Generated TaskService / PluginRegistryService clients over each protocol the host's one port speaks.
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
+import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+
+export type Protocol = "grpc" | "connect-binary" | "connect-json" | "grpc-web";
+export const PROTOCOLS: Protocol[] = ["grpc", "connect-binary", "connect-json", "grpc-web"];
+
+export function transport(baseUrl: string, protocol: Protocol): Transport {
+  switch (protocol) {
+    case "grpc":
+      return createGrpcTransport({ baseUrl });
+    case "connect-binary":
+      return createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: true });
+    case "connect-json":
+      return createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: false });
+    case "grpc-web":
+      return createGrpcWebTransport({ baseUrl, httpVersion: "1.1" });
+  }
+}
+
+export function taskClient(baseUrl: string, protocol: Protocol = "grpc"): Client<typeof TaskService> {
+  return createClient(TaskService, transport(baseUrl, protocol));
+}
+
+export function registryClient(baseUrl: string, protocol: Protocol = "grpc"): Client<typeof PluginRegistryService> {
+  return createClient(PluginRegistryService, transport(baseUrl, protocol));
+}
+
+/** Polls until `check` returns a value (bounded: `attempts` tries, `intervalMs` apart). */
+export async function eventually<T>(check: () => Promise<T | undefined>, attempts = 150, intervalMs = 200): Promise<T> {
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  throw new Error(`condition not met after ${attempts} tries${lastError ? `: ${String(lastError)}` : ""}`);
+}
+
+/** Waits until the host routes to `count` live instances of the plugin named `name`. */
+export async function waitForPlugin(baseUrl: string, name: string, count = 1): Promise<void> {
+  const registry = registryClient(baseUrl, "connect-binary");
+  await eventually(async () => {
+    const { plugins } = await registry.listPlugins({});
+    const plugin = plugins.find((p) => p.name === name);
+    return plugin && plugin.instances.filter((i) => !i.draining).length >= count ? true : undefined;
+  });
+}

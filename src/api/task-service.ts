@@ -109,7 +109,9 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     }
     if (spec) {
       const problem = Specifications.problem(spec, template.custom);
-      if (problem) throw invalid("template.custom", `does not parse as ${spec.typeName}: ${problem}`);
+      if (problem) {
+        throw new ConnectError(`${problem} (template.custom must parse as ${spec.typeName})`, Code.InvalidArgument);
+      }
     }
   }
 

@@ -1,0 +1,280 @@
+// What the host does with malformed, oversized, unknown and hostile input, and with plugins that fail or never
+// answer: a precise code, nothing stored, and the host keeps serving.
+import { execFile } from "node:child_process";
+import { readFileSync, existsSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
+import { ErrorKind, Phase, type TaskTemplateSchema } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { eventually, taskClient, waitForPlugin, type Protocol } from "../helpers/clients.js";
+import { run as runProcess, startHost, startTestNats, tempDir, projectRoot, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+
+const execFileAsync = promisify(execFile);
+const READ_MAX_BYTES = 64 * 1024;
+let nats: TestNats;
+let host: TestHost;
+let sidecars: RunningProcess[] = [];
+const work = tempDir("bad-input");
+const auditFile = path.join(work, "audit.log");
+
+function startScripted(env: Record<string, string> = {}): RunningProcess {
+  return runProcess(path.join(projectRoot, "node_modules", ".bin", "tsx"), [path.join(projectRoot, "test", "fixtures", "scripted-plugin.ts")], {
+    PLUGIN_BRIDGE_NATS_URL: nats.url,
+    SCRIPTED_AUDIT_FILE: auditFile,
+    ...env,
+  });
+}
+
+beforeAll(async () => {
+  nats = await startTestNats();
+  host = await startHost(nats.url, { "read-max-bytes": String(READ_MAX_BYTES) });
+  sidecars = [startScripted(), startScripted({ SCRIPTED_KIND: "sync" })];
+  await waitForPlugin(host.url, "scripted");
+  await waitForPlugin(host.url, "scripted-sync");
+});
+
+afterAll(async () => {
+  await Promise.all(sidecars.map((sidecar) => sidecar.stop()));
+  await host?.stop();
+  await nats?.stop();
+});
+
+/** The audit lines for one execution: "create 1", "get 1", … */
+function calls(executionId: string): string[] {
+  if (!existsSync(auditFile)) return [];
+  return readFileSync(auditFile, "utf8")
+    .split("\n")
+    .filter((line) => line.split(" ")[1] === executionId)
+    .map((line) => line.split(" ").slice(0, 1).concat(line.split(" ")[2] ?? "").join(" "));
+}
+
+async function expectCode(promise: Promise<unknown>, code: Code, ...fragments: string[]): Promise<ConnectError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+  expect(error, "the call should have failed").toBeInstanceOf(ConnectError);
+  expect(Code[error!.code]).toBe(Code[code]);
+  for (const fragment of fragments) expect(error!.rawMessage).toContain(fragment);
+  return error!;
+}
+
+async function final(id: string): Promise<TaskEvent> {
+  let last: TaskEvent | undefined;
+  for await (const { event } of taskClient(host.url).watchTask({ id })) last = event;
+  return last!;
+}
+
+const scripted = (custom: JsonObject, extra: Pick<MessageInitShape<typeof TaskTemplateSchema>, "metadata" | "secrets"> = {}) => ({
+  type: "scripted",
+  typeVersion: 1,
+  custom,
+  ...extra,
+});
+
+describe.each<Protocol>(["grpc", "connect-json"])("CreateTask over %s refuses", (protocol) => {
+  const client = () => taskClient(host.url, protocol);
+
+  it("an unknown task type with NOT_FOUND naming it", async () => {
+    await expectCode(client().createTask({ template: { type: "no-such-type" } }), Code.NotFound, '"no-such-type"');
+  });
+
+  it("a known type in a version no plugin serves with NOT_FOUND", async () => {
+    await expectCode(client().createTask({ template: { type: "scripted", typeVersion: 7 } }), Code.NotFound, "type_version 7");
+  });
+
+  it("an empty type, or no template, with INVALID_ARGUMENT and the field path", async () => {
+    await expectCode(client().createTask({ template: { type: "" } }), Code.InvalidArgument, "template.type");
+    await expectCode(client().createTask({}), Code.InvalidArgument, "template");
+  });
+
+  it("custom that does not parse as the plugin's specification with INVALID_ARGUMENT and the field path", async () => {
+    await startSensorOnce();
+    await expectCode(
+      client().createTask({ template: { type: "sensor", typeVersion: 1, custom: { path: "/tmp/x", deadline: "soon" } } }),
+      Code.InvalidArgument,
+      "template.custom",
+      "deadline",
+    );
+    await expectCode(
+      client().createTask({ template: { type: "sensor", typeVersion: 1, custom: { pathh: "/tmp/x" } } }),
+      Code.InvalidArgument,
+      "template.custom",
+      "pathh",
+    );
+  });
+
+  it("a request over the size limit with RESOURCE_EXHAUSTED", async () => {
+    await expectCode(
+      client().createTask({ template: scripted({ padding: "x".repeat(READ_MAX_BYTES * 2) }) }),
+      Code.ResourceExhausted,
+    );
+  });
+
+  it("hostile names with INVALID_ARGUMENT: namespace, secrets, ids, page tokens", async () => {
+    await expectCode(client().createTask({ template: scripted({}), metadata: { namespace: "a.>" } }), Code.InvalidArgument, "metadata.namespace");
+    await expectCode(
+      client().createTask({ template: scripted({}, { secrets: [{ group: "..", key: "passwd" }] }) }),
+      Code.InvalidArgument,
+      "template.secrets[0]",
+    );
+    await expectCode(client().createTask({ template: scripted({}), idempotencyKey: "with space" }), Code.InvalidArgument, "idempotency_key");
+    await expectCode(client().getTask({ id: "../../etc" }), Code.InvalidArgument, "id");
+    await expectCode(client().getTask({ id: "pb.work.>" }), Code.InvalidArgument, "id");
+    await expectCode(client().listTasks({ pageToken: "garbage" }), Code.InvalidArgument, "page_token");
+    await expectCode(client().listTasks({ pageSize: 5000 }), Code.InvalidArgument, "page_size");
+  });
+
+  it("a secret nobody has with FAILED_PRECONDITION", async () => {
+    await expectCode(
+      client().createTask({ template: scripted({}, { secrets: [{ group: "vault", key: "token" }] }) }),
+      Code.FailedPrecondition,
+      "vault/token",
+    );
+  });
+
+  it("an unknown execution with NOT_FOUND", async () => {
+    await expectCode(client().getTask({ id: "0000-unknown" }), Code.NotFound, "0000-unknown");
+    await expectCode(client().abortTask({ id: "0000-unknown" }), Code.NotFound);
+  });
+});
+
+let sensor: RunningProcess | undefined;
+async function startSensorOnce(): Promise<void> {
+  if (!sensor) {
+    sensor = runProcess(path.join(projectRoot, "node_modules", ".bin", "tsx"), [path.join(projectRoot, "sidecars", "typescript", "examples", "sensor", "main.ts")], {
+      PLUGIN_BRIDGE_NATS_URL: nats.url,
+    });
+    sidecars.push(sensor);
+  }
+  await waitForPlugin(host.url, "sensor");
+}
+
+describe("malformed requests on the wire", () => {
+  async function curl(args: string[]): Promise<{ status: string; body: string }> {
+    const { stdout } = await execFileAsync("curl", ["-sS", "-w", "\n%{http_code}", ...args]);
+    const cut = stdout.lastIndexOf("\n");
+    return { body: stdout.slice(0, cut), status: stdout.slice(cut + 1) };
+  }
+  const url = () => `${host.url}/pluginbridge.v1.TaskService/CreateTask`;
+
+  it("malformed JSON gets invalid_argument and the host keeps serving", async () => {
+    const bad = await curl(["-H", "Content-Type: application/json", "-d", '{"template": {"type": ', url()]);
+    expect(bad.status).toBe("400");
+    expect(JSON.parse(bad.body).code).toBe("invalid_argument");
+    const good = await curl(["-H", "Content-Type: application/json", "-d", '{"template":{"type":"scripted-sync","typeVersion":1}}', url()]);
+    expect(good.status).toBe("200");
+  });
+
+  it("a wrong content type gets 415 and the host keeps serving", async () => {
+    const bad = await curl(["-H", "Content-Type: text/plain", "-d", "hello", url()]);
+    expect(bad.status).toBe("415");
+    const good = await curl(["-H", "Content-Type: application/json", "-d", '{"id":"0000-unknown"}', `${host.url}/pluginbridge.v1.TaskService/GetTask`]);
+    expect(JSON.parse(good.body).code).toBe("not_found");
+  });
+});
+
+describe("idempotency and abort", () => {
+  it("CreateTask twice with one idempotency key makes one execution and one Create", async () => {
+    const client = taskClient(host.url);
+    const request = { template: scripted({ polls: 2 }), idempotencyKey: "order-42" };
+    const first = await client.createTask(request);
+    const second = await client.createTask(request);
+    expect(first.created).toBe(true);
+    expect(second.created).toBe(false);
+    expect(second.execution?.id).toBe(first.execution?.id);
+    const id = first.execution!.id;
+    expect((await final(id)).phaseInfo?.phase).toBe(Phase.SUCCESS);
+    expect(calls(id).filter((call) => call.startsWith("create"))).toEqual(["create 1"]);
+    await expectCode(
+      client.createTask({ template: scripted({ polls: 3 }), idempotencyKey: "order-42" }),
+      Code.AlreadyExists,
+      "order-42",
+    );
+  });
+
+  it("AbortTask of a finished execution is FAILED_PRECONDITION", async () => {
+    const client = taskClient(host.url);
+    const { execution } = await client.createTask({ template: { type: "scripted-sync", typeVersion: 1 } });
+    expect((await final(execution!.id)).phaseInfo?.phase).toBe(Phase.SUCCESS);
+    await expectCode(client.abortTask({ id: execution!.id }), Code.FailedPrecondition, "SUCCESS");
+  });
+
+  it("AbortTask of a running async execution calls Delete and ends ABORTED", async () => {
+    const client = taskClient(host.url);
+    const { execution } = await client.createTask({ template: scripted({ waitForFile: path.join(work, "never") }) });
+    const id = execution!.id;
+    await eventually(async () => (calls(id).includes("get 1") ? true : undefined));
+    const { execution: aborted } = await client.abortTask({ id, reason: "user changed their mind" });
+    expect(aborted?.phaseInfo?.phase).toBe(Phase.ABORTED);
+    expect(aborted?.phaseInfo?.reason).toBe("user changed their mind");
+    expect(calls(id)).toContain("delete 1");
+    const getsAtAbort = calls(id).filter((call) => call.startsWith("get")).length;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(calls(id).filter((call) => call.startsWith("get")).length).toBe(getsAtAbort);
+  });
+});
+
+describe("plugins that fail", () => {
+  it("a user error from the sidecar fails the execution with its message", async () => {
+    const { execution } = await taskClient(host.url).createTask({ template: scripted({ create: "userError", message: "bucket does not exist" }) });
+    const last = await final(execution!.id);
+    expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
+    expect(last.phaseInfo?.error?.message).toBe("bucket does not exist");
+    expect(last.phaseInfo?.error?.kind).toBe(ErrorKind.USER);
+  });
+
+  it("an internal error from the sidecar is recorded, counted as a system failure and retried", async () => {
+    const client = taskClient(host.url);
+    const { execution } = await client.createTask({ template: scripted({ create: "error", message: "disk on fire" }) });
+    const events: TaskEvent[] = [];
+    for await (const { event } of client.watchTask({ id: execution!.id })) if (event) events.push(event);
+    const reasons = events.map((event) => event.phaseInfo?.reason ?? "");
+    expect(reasons).toContain("system failure 1 of 3 allowed: INTERNAL: disk on fire");
+    expect(reasons).toContain("system failure 3 of 3 allowed: INTERNAL: disk on fire");
+    const last = events.at(-1)!;
+    expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
+    expect(last.phaseInfo?.error?.code).toBe("SystemFailure");
+    expect(last.phaseInfo?.error?.message).toContain("disk on fire");
+  });
+
+  it("a sidecar that never answers: the deadline passes, a system failure is counted, the step is retried", async () => {
+    const client = taskClient(host.url);
+    const { execution } = await client.createTask({ template: scripted({ get: "hang" }) });
+    const id = execution!.id;
+    const counted = await eventually(async () => {
+      const { execution: current } = await client.getTask({ id });
+      return (current?.systemFailures ?? 0) >= 2 ? current : undefined;
+    });
+    expect(counted.phaseInfo?.reason).toContain("DEADLINE_EXCEEDED");
+    const last = await final(id);
+    expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
+    expect(last.phaseInfo?.error?.kind).toBe(ErrorKind.SYSTEM);
+  });
+
+  it("a retryable failure starts a new attempt while retries last, each with its own Create", async () => {
+    const { execution } = await taskClient(host.url).createTask({
+      template: scripted({ get: "retryable", message: "quota hiccup" }, { metadata: { retries: 1 } }),
+    });
+    const id = execution!.id;
+    const last = await final(id);
+    expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
+    expect(last.attempt).toBe(2);
+    expect(last.phaseInfo?.reason).toContain("no retries left after 2 attempts");
+    expect(calls(id).filter((call) => call.startsWith("create"))).toEqual(["create 1", "create 2"]);
+  });
+
+  it("an attempt past its timeout is deleted and fails with Timeout", async () => {
+    const { execution } = await taskClient(host.url).createTask({
+      template: scripted({ waitForFile: path.join(work, "never") }, { metadata: { timeout: { seconds: 1n } } }),
+    });
+    const id = execution!.id;
+    const last = await final(id);
+    expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
+    expect(last.phaseInfo?.error?.code).toBe("Timeout");
+    expect(calls(id)).toContain("delete 1");
+  });
+});

@@ -3,6 +3,9 @@ import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
 import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { eventually } from "./eventually.js";
+
+export { eventually };
 
 export type Protocol = "grpc" | "connect-binary" | "connect-json" | "grpc-web";
 export const PROTOCOLS: Protocol[] = ["grpc", "connect-binary", "connect-json", "grpc-web"];
@@ -28,27 +31,12 @@ export function registryClient(baseUrl: string, protocol: Protocol = "grpc"): Cl
   return createClient(PluginRegistryService, transport(baseUrl, protocol));
 }
 
-/** Polls until `check` returns a value (bounded: `attempts` tries, `intervalMs` apart). */
-export async function eventually<T>(check: () => Promise<T | undefined>, attempts = 150, intervalMs = 200): Promise<T> {
-  let lastError: unknown;
-  for (let i = 0; i < attempts; i++) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  throw new Error(`condition not met after ${attempts} tries${lastError ? `: ${String(lastError)}` : ""}`);
-}
-
 /** Waits until the host routes to `count` live instances of the plugin named `name`. */
 export async function waitForPlugin(baseUrl: string, name: string, count = 1): Promise<void> {
   const registry = registryClient(baseUrl, "connect-binary");
-  await eventually(async () => {
+  await eventually(`plugin ${name} with ${count} live instance(s)`, async () => {
     const { plugins } = await registry.listPlugins({});
     const plugin = plugins.find((p) => p.name === name);
     return plugin && plugin.instances.filter((i) => !i.draining).length >= count ? true : undefined;
-  });
+  }, 300, 100);
 }

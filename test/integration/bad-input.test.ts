@@ -207,7 +207,7 @@ describe("idempotency and abort", () => {
     const client = taskClient(host.url);
     const { execution } = await client.createTask({ template: scripted({ waitForFile: path.join(work, "never") }) });
     const id = execution!.id;
-    await eventually(async () => (calls(id).includes("get 1") ? true : undefined));
+    await eventually("the first Get", async () => (calls(id).includes("get 1") ? true : undefined));
     const { execution: aborted } = await client.abortTask({ id, reason: "user changed their mind" });
     expect(aborted?.phaseInfo?.phase).toBe(Phase.ABORTED);
     expect(aborted?.phaseInfo?.reason).toBe("user changed their mind");
@@ -245,7 +245,7 @@ describe("plugins that fail", () => {
     const client = taskClient(host.url);
     const { execution } = await client.createTask({ template: scripted({ get: "hang" }) });
     const id = execution!.id;
-    const counted = await eventually(async () => {
+    const counted = await eventually("two system failures", async () => {
       const { execution: current } = await client.getTask({ id });
       return (current?.systemFailures ?? 0) >= 2 ? current : undefined;
     });

@@ -81,7 +81,7 @@ describe.each(PROTOCOLS)("over %s", (protocol) => {
     const { execution, created } = await client.createTask({ template: sensorTemplate(file) });
     expect(created).toBe(true);
     const id = execution!.id;
-    await eventually(async () => {
+    await eventually("the sensor execution to run", async () => {
       const { execution: current } = await client.getTask({ id });
       return current?.phaseInfo?.phase === Phase.RUNNING ? true : undefined;
     });
@@ -111,7 +111,7 @@ describe("with curl and JSON", () => {
     expect(sync.created).toBe(true);
     writeFileSync(file, "x");
     for (const id of [sync.execution.id, async.execution.id]) {
-      const done = await eventually(async () => {
+      const done = await eventually("the curl execution to succeed", async () => {
         const { execution } = await curl("GetTask", { id });
         return execution.phaseInfo.phase === "PHASE_SUCCESS" ? execution : undefined;
       });

@@ -564,7 +564,7 @@ export const TaskService: GenService<{
     output: typeof AbortTaskResponseSchema;
   },
   /**
-   * ListTasks pages through executions, newest ids last, optionally filtered by namespace and phase.
+   * ListTasks pages through executions in id order, optionally filtered by namespace and phase.
    *
    * @generated from rpc pluginbridge.v1.TaskService.ListTasks
    */

@@ -1,0 +1,114 @@
+// Announces a live sidecar instance in the `pb_plugins` KV bucket: at start, then at every heartbeat. The
+// bucket's TTL removes the key of an instance that died without a word; a draining instance says so, then
+// deletes its key. Every host watches the bucket: that watch is its routing table.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
+import type { KV } from "@nats-io/kv";
+import { PluginAnnouncementSchema } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import type { PluginDescriptor } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import type { Logger } from "./log.js";
+
+/** Seconds after heartbeat_at when a host treats the announcement as stale. */
+export const ANNOUNCEMENT_TTL_SECONDS = 10;
+export const HEARTBEAT_INTERVAL_MS = 3_000;
+
+export interface AnnouncerOptions {
+  key: string;
+  instanceId: string;
+  endpoint: string;
+  descriptor: PluginDescriptor;
+  startedAt: Timestamp;
+  /** Opens the bucket; throws while NATS is unreachable (the next heartbeat tries again). */
+  bucket: () => Promise<KV>;
+  log: Logger;
+  intervalMs?: number;
+}
+
+export class Announcer {
+  #draining = false;
+  #stopped = false;
+  #timer: NodeJS.Timeout | undefined;
+  #pending: Promise<boolean> = Promise.resolve(false);
+  #firstAnnouncement: { resolve: () => void; promise: Promise<void> };
+
+  constructor(private readonly options: AnnouncerOptions) {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.#firstAnnouncement = { resolve, promise };
+  }
+
+  /** Resolves after the first announcement was stored. */
+  get announced(): Promise<void> {
+    return this.#firstAnnouncement.promise;
+  }
+
+  /** Announces now and at every heartbeat until `withdraw()`. */
+  start(): void {
+    void this.#tick();
+  }
+
+  /** Announces draining=true at once, so hosts stop routing new work here. */
+  async setDraining(): Promise<void> {
+    this.#draining = true;
+    await this.#pending; // never two writes at once: the later one must win
+    if (!this.#stopped) await this.#announce();
+  }
+
+  /** Stops the heartbeat and deletes the key. */
+  async withdraw(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#pending;
+    try {
+      await (await this.options.bucket()).delete(this.options.key);
+      this.options.log("info", "announcement withdrawn", { key: this.options.key });
+    } catch (error) {
+      // The bucket's TTL removes the key anyway; hosts also see draining=true until then.
+      this.options.log("warn", "could not delete the announcement; it expires with the bucket's TTL", { error });
+    }
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#stopped) return;
+    await this.#announce();
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.#tick(), this.options.intervalMs ?? HEARTBEAT_INTERVAL_MS);
+  }
+
+  #announce(): Promise<boolean> {
+    this.#pending = this.#put();
+    return this.#pending;
+  }
+
+  async #put(): Promise<boolean> {
+    const { key, instanceId, endpoint, descriptor, startedAt, log } = this.options;
+    const value = toBinary(
+      PluginAnnouncementSchema,
+      create(PluginAnnouncementSchema, {
+        instance: {
+          instanceId,
+          endpoint,
+          descriptor,
+          startedAt,
+          heartbeatAt: timestampNow(),
+          draining: this.#draining,
+        },
+        ttlSeconds: ANNOUNCEMENT_TTL_SECONDS,
+      }),
+    );
+    try {
+      await (await this.options.bucket()).put(key, value);
+      if (!this.#announcedOnce) {
+        this.#announcedOnce = true;
+        log("info", "announced", { key, endpoint });
+        this.#firstAnnouncement.resolve();
+      }
+      return true;
+    } catch (error) {
+      log("warn", "announcement failed; retrying at the next heartbeat", { key, error });
+      return false;
+    }
+  }
+
+  #announcedOnce = false;
+}

@@ -1,0 +1,59 @@
+// @plugin-bridge/kit: write a plugin-bridge plugin in TypeScript. Declare it, implement its methods, serve().
+// The SDK half (submit tasks, watch them) is exported separately as "@plugin-bridge/kit/sdk".
+export {
+  defineAsyncPlugin,
+  defineSyncPlugin,
+  type AsyncPlugin,
+  type AsyncPluginDefinition,
+  type Awaitable,
+  type Plugin,
+  type PluginContext,
+  type PluginDeclaration,
+  type PluginProperties,
+  type ResourceMetaEncoding,
+  type SyncPlugin,
+  type SyncPluginDefinition,
+  type TaskTypeRef,
+} from "./plugin.js";
+export {
+  isTerminalPhase,
+  phaseInitializing,
+  phasePermanentFailure,
+  phaseQueued,
+  phaseRetryableFailure,
+  phaseRunning,
+  phaseSuccess,
+  phaseWaitingForResources,
+  type PhaseDetails,
+  type PhaseResult,
+} from "./phases.js";
+export { GrpcStatus, isPluginError, PluginError, toServiceError } from "./errors.js";
+export { serve, type ServeHandle, type ServeOptions } from "./serve.js";
+export { decodeSpecification, buildPluginContext } from "./context.js";
+export { fileDescriptorSetFor, pluginDescriptor } from "./descriptor.js";
+export {
+  createGrpcClient,
+  grpcMethodPath,
+  grpcServiceDefinition,
+  implementService,
+  type CallGate,
+  type CallInfo,
+  type ClientCallOptions,
+  type MethodsOf,
+  type PromiseClient,
+  type ServiceImplementation,
+} from "./grpc-service.js";
+export { HealthState, healthService, ServingStatus } from "./health.js";
+export { IdempotentCreates, KvCreateStore, MemoryCreateStore, type CreateStore } from "./idempotency.js";
+export { Announcer, ANNOUNCEMENT_TTL_SECONDS, HEARTBEAT_INTERVAL_MS, type AnnouncerOptions } from "./announce.js";
+export {
+  CREATES_BUCKET,
+  CREATES_BUCKET_OPTIONS,
+  NatsLink,
+  PLUGINS_BUCKET,
+  PLUGINS_BUCKET_OPTIONS,
+} from "./nats.js";
+export { kvKey } from "./keys.js";
+export { parseEndpoint, type Endpoint } from "./endpoint.js";
+export { createLogger, type Logger, type LogLevel, type LogFields } from "./log.js";
+export { decodeResourceMeta, encodeResourceMeta } from "./meta.js";

@@ -1,0 +1,180 @@
+// The SDK client: submit tasks to a plugin-bridge host, follow them, abort and list them. A thin layer over
+// the generated TaskService with Connect's Node transports, so the same client speaks Connect, gRPC or
+// gRPC-Web to the host's one port.
+import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  TaskService,
+  type ListTasksResponse,
+  type TaskEvent,
+  type TaskExecution,
+} from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import {
+  TaskExecutionMetadataSchema,
+  type Phase,
+  type TaskTemplate,
+} from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+
+export type BridgeProtocol = "connect" | "grpc" | "grpc-web";
+
+export interface BridgeClientOptions {
+  /** The host's public address, such as "http://127.0.0.1:8080". */
+  baseUrl: string;
+  /** Default "connect". */
+  protocol?: BridgeProtocol;
+  /** Binary protobuf instead of JSON (Connect and gRPC-Web; gRPC is always binary). */
+  useBinaryFormat?: boolean;
+  /** "2" for gRPC (and the default there); "1.1" is the default for Connect and gRPC-Web. */
+  httpVersion?: "1.1" | "2";
+  /** Added to every request, such as `{ authorization: "Bearer …" }`. */
+  headers?: Record<string, string>;
+  interceptors?: Interceptor[];
+  /** Use this transport instead of building one from the options above. */
+  transport?: Transport;
+}
+
+export interface SubmitOptions {
+  /** The task's inputs, as JSON. */
+  inputs?: JsonObject;
+  /** Namespace, labels, owner and the like. */
+  metadata?: MessageInitShape<typeof TaskExecutionMetadataSchema>;
+  /** Makes the submit safe to repeat: the same key returns the same execution. */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+export interface WatchOptions {
+  /** Replay from this event sequence (1 is the first); default all. */
+  fromSequence?: number | bigint;
+  signal?: AbortSignal;
+}
+
+export interface RunOptions extends SubmitOptions {
+  /** Called for every event, the last one included. */
+  onEvent?: (event: TaskEvent) => void;
+}
+
+export interface ListOptions {
+  namespace?: string;
+  phases?: Phase[];
+  pageSize?: number;
+  pageToken?: string;
+  signal?: AbortSignal;
+}
+
+export interface BridgeClient {
+  /** Stores a new execution and returns it; answers once the host made it durable. */
+  submit(template: TaskTemplate, options?: SubmitOptions): Promise<TaskExecution>;
+  /** The execution's events: recorded ones first, then new ones; ends after the terminal event. */
+  watch(id: string, options?: WatchOptions): AsyncIterable<TaskEvent>;
+  /** Submits and follows to the end; resolves with the terminal event. */
+  run(template: TaskTemplate, options?: RunOptions): Promise<TaskEvent>;
+  get(id: string, options?: { signal?: AbortSignal }): Promise<TaskExecution>;
+  abort(id: string, reason?: string, options?: { signal?: AbortSignal }): Promise<TaskExecution>;
+  /** One page of executions. */
+  list(options?: ListOptions): Promise<ListTasksResponse>;
+  /** Every execution matching the filter, page after page. */
+  listAll(options?: Omit<ListOptions, "pageToken">): AsyncIterable<TaskExecution>;
+  /** The generated client, for anything not wrapped here. */
+  readonly raw: Client<typeof TaskService>;
+}
+
+function headerInterceptor(headers: Record<string, string>): Interceptor {
+  return (next) => async (request) => {
+    for (const [name, value] of Object.entries(headers)) request.header.set(name, value);
+    return await next(request);
+  };
+}
+
+/** The Connect transport the options ask for. */
+export function createBridgeTransport(options: BridgeClientOptions): Transport {
+  const interceptors = [...(options.headers ? [headerInterceptor(options.headers)] : []), ...(options.interceptors ?? [])];
+  const protocol = options.protocol ?? "connect";
+  if (protocol === "grpc") {
+    if (options.httpVersion === "1.1") throw new Error("gRPC needs HTTP/2: use httpVersion \"2\" or another protocol");
+    return createGrpcTransport({ baseUrl: options.baseUrl, interceptors });
+  }
+  const common = {
+    baseUrl: options.baseUrl,
+    interceptors,
+    useBinaryFormat: options.useBinaryFormat ?? false,
+  };
+  const http = options.httpVersion === "2" ? { httpVersion: "2" as const } : { httpVersion: "1.1" as const };
+  return protocol === "grpc-web"
+    ? createGrpcWebTransport({ ...common, ...http })
+    : createConnectTransport({ ...common, ...http });
+}
+
+function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`the host answered without ${what}`);
+  return value;
+}
+
+/** A client for a plugin-bridge host's TaskService. */
+export function createBridgeClient(options: BridgeClientOptions): BridgeClient {
+  const raw = createClient(TaskService, options.transport ?? createBridgeTransport(options));
+
+  const request = (template: TaskTemplate, submit: SubmitOptions = {}) => ({
+    template,
+    inputs: submit.inputs,
+    metadata: submit.metadata,
+    idempotencyKey: submit.idempotencyKey ?? "",
+  });
+
+  const client: BridgeClient = {
+    raw,
+    async submit(template, submit) {
+      const response = await raw.createTask(request(template, submit), { signal: submit?.signal });
+      return required(response.execution, "an execution");
+    },
+    async *watch(id, watch = {}) {
+      const fromSequence = BigInt(watch.fromSequence ?? 0);
+      for await (const response of raw.watchTask({ id, fromSequence }, { signal: watch.signal })) {
+        if (response.event) yield response.event;
+      }
+    },
+    async run(template, run = {}) {
+      let last: TaskEvent | undefined;
+      for await (const response of raw.executeTask(request(template, run), { signal: run.signal })) {
+        if (!response.event) continue;
+        last = response.event;
+        run.onEvent?.(last);
+      }
+      return required(last, "any event");
+    },
+    async get(id, call) {
+      return required((await raw.getTask({ id }, { signal: call?.signal })).execution, "an execution");
+    },
+    async abort(id, reason = "", call) {
+      return required((await raw.abortTask({ id, reason }, { signal: call?.signal })).execution, "an execution");
+    },
+    async list(list = {}) {
+      return await raw.listTasks(
+        {
+          namespace: list.namespace ?? "",
+          phases: list.phases ?? [],
+          pageSize: list.pageSize ?? 0,
+          pageToken: list.pageToken ?? "",
+        },
+        { signal: list.signal },
+      );
+    },
+    async *listAll(list = {}) {
+      let pageToken = "";
+      do {
+        const page = await client.list({ ...list, pageToken });
+        yield* page.executions;
+        // A host that repeats a token would loop forever; stop rather than trust it.
+        if (page.nextPageToken === pageToken) break;
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+    },
+  };
+  return client;
+}
+
+/** TaskExecutionMetadata from a plain object, for callers who build it ahead of `submit`. */
+export function executionMetadata(init: MessageInitShape<typeof TaskExecutionMetadataSchema>) {
+  return create(TaskExecutionMetadataSchema, init);
+}

@@ -1,0 +1,14 @@
+// @plugin-bridge/kit/sdk: submit tasks to plugin-bridge from TypeScript and follow them.
+export {
+  createBridgeClient,
+  createBridgeTransport,
+  executionMetadata,
+  type BridgeClient,
+  type BridgeClientOptions,
+  type BridgeProtocol,
+  type ListOptions,
+  type RunOptions,
+  type SubmitOptions,
+  type WatchOptions,
+} from "./client.js";
+export { taskTemplate, type TaskTemplateExtras } from "./template.js";

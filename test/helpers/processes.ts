@@ -8,7 +8,6 @@ import { fileURLToPath } from "node:url";
 import { freePort, startNatsServer, type NatsServerProcess } from "../../src/coordination/nats-server-process.js";
 
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const tsx = path.join(projectRoot, "node_modules", ".bin", "tsx");
 
 const children = new Set<ChildProcess>();
 process.once("exit", () => {
@@ -120,10 +119,20 @@ export async function startHost(natsUrl: string, flags: Record<string, string> =
   return { ...host, url: `http://127.0.0.1:${port}`, port };
 }
 
-/** Starts a TypeScript sidecar (a file under sidecars/typescript/) as its own process. */
+/**
+ * Runs a TypeScript file (a path relative to the project) as ONE process: `node --import tsx`. The `tsx` command
+ * runs the code in a child process, and a SIGKILL to it would leave that child running.
+ */
+export function runTypeScript(file: string, env: NodeJS.ProcessEnv = {}): RunningProcess {
+  return run(process.execPath, ["--import", "tsx", path.join(projectRoot, file)], env);
+}
+
+/** Starts a sidecar written with the TypeScript kit, announcing itself on `natsUrl`. */
 export function startTypeScriptSidecar(file: string, natsUrl: string, env: NodeJS.ProcessEnv = {}): RunningProcess {
-  return run(tsx, [path.join(projectRoot, "sidecars", "typescript", file)], {
-    PLUGIN_BRIDGE_NATS_URL: natsUrl,
-    ...env,
-  });
+  return runTypeScript(file, { PLUGIN_BRIDGE_NATS_URL: natsUrl, ...env });
+}
+
+/** The scripted test plugin (test/fixtures/scripted-plugin.ts), auditing its calls into `auditFile`. */
+export function startScriptedPlugin(natsUrl: string, auditFile: string, env: NodeJS.ProcessEnv = {}): RunningProcess {
+  return startTypeScriptSidecar("test/fixtures/scripted-plugin.ts", natsUrl, { SCRIPTED_AUDIT_FILE: auditFile, ...env });
 }

@@ -10,7 +10,7 @@ import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { ErrorKind, Phase, type TaskTemplateSchema } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import { eventually, taskClient, waitForPlugin, type Protocol } from "../helpers/clients.js";
-import { run as runProcess, startHost, startTestNats, tempDir, projectRoot, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+import { startHost, startScriptedPlugin, startTestNats, startTypeScriptSidecar, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 
 const execFileAsync = promisify(execFile);
 const READ_MAX_BYTES = 64 * 1024;
@@ -21,11 +21,7 @@ const work = tempDir("bad-input");
 const auditFile = path.join(work, "audit.log");
 
 function startScripted(env: Record<string, string> = {}): RunningProcess {
-  return runProcess(path.join(projectRoot, "node_modules", ".bin", "tsx"), [path.join(projectRoot, "test", "fixtures", "scripted-plugin.ts")], {
-    PLUGIN_BRIDGE_NATS_URL: nats.url,
-    SCRIPTED_AUDIT_FILE: auditFile,
-    ...env,
-  });
+  return startScriptedPlugin(nats.url, auditFile, env);
 }
 
 beforeAll(async () => {
@@ -145,9 +141,7 @@ describe.each<Protocol>(["grpc", "connect-json"])("CreateTask over %s refuses", 
 let sensor: RunningProcess | undefined;
 async function startSensorOnce(): Promise<void> {
   if (!sensor) {
-    sensor = runProcess(path.join(projectRoot, "node_modules", ".bin", "tsx"), [path.join(projectRoot, "sidecars", "typescript", "examples", "sensor", "main.ts")], {
-      PLUGIN_BRIDGE_NATS_URL: nats.url,
-    });
+    sensor = startTypeScriptSidecar("sidecars/typescript/examples/sensor/main.ts", nats.url);
     sidecars.push(sensor);
   }
   await waitForPlugin(host.url, "sensor");

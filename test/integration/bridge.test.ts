@@ -32,8 +32,8 @@ beforeAll(async () => {
   nats = await startTestNats();
   host = await startHost(nats.url);
   sidecars = [
-    startTypeScriptSidecar("examples/http/main.ts", nats.url),
-    startTypeScriptSidecar("examples/sensor/main.ts", nats.url),
+    startTypeScriptSidecar("sidecars/typescript/examples/http/main.ts", nats.url),
+    startTypeScriptSidecar("sidecars/typescript/examples/sensor/main.ts", nats.url),
   ];
   target = createServer((request, response) => {
     if (request.url === "/missing") {

@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { eventually, taskClient, waitForPlugin } from "../helpers/clients.js";
-import { projectRoot, run, startHost, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+import { startHost, startScriptedPlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 
 const EXECUTIONS = 200;
 let nats: TestNats;
@@ -18,11 +18,7 @@ const goFile = path.join(work, "go");
 
 beforeAll(async () => {
   nats = await startTestNats();
-  sidecar = run(path.join(projectRoot, "node_modules", ".bin", "tsx"), [path.join(projectRoot, "test", "fixtures", "scripted-plugin.ts")], {
-    PLUGIN_BRIDGE_NATS_URL: nats.url,
-    SCRIPTED_AUDIT_FILE: auditFile,
-    SCRIPTED_RESYNC_MS: "1000",
-  });
+  sidecar = startScriptedPlugin(nats.url, auditFile, { SCRIPTED_RESYNC_MS: "1000" });
 });
 
 afterAll(async () => {

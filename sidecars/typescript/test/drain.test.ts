@@ -47,7 +47,8 @@ describe("draining on SIGTERM", () => {
       const context = taskContext("drain-1", { path: gate });
       const { resourceMeta } = await plugin.create({ context: taskContext("drain-1", {}) });
       const inFlight = plugin.get({ context, resourceMeta });
-      // The fixture's create appended a line before Get started; Get is now held open by the gate.
+      // Signal only once the Get is inside the plugin, held open by the gate.
+      await eventually("the Get to reach the plugin", () => (sidecar.logs().includes("get held until") ? true : undefined));
       sidecar.child.kill("SIGTERM");
 
       await eventually("NOT_SERVING", async () => {

@@ -16,7 +16,6 @@ import type { TaskContextSchema } from "@plugin-bridge/protocol/pluginbridge/v1/
 
 export const kitRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const projectRoot = path.resolve(kitRoot, "..", "..");
-const tsx = path.join(projectRoot, "node_modules", ".bin", "tsx");
 
 export const examplesMain = {
   http: path.join(kitRoot, "examples", "http", "main.ts"),
@@ -45,13 +44,15 @@ export interface Sidecar {
   stop(graceMs?: number): Promise<number | string>;
 }
 
-/** Starts a sidecar main file with tsx and waits until its health says SERVING. */
+/**
+ * Starts a sidecar main file as ONE process (`node --import tsx`: the tsx command would run it in a child that a
+ * SIGKILL to the parent leaves behind) and waits until its health says SERVING. */
 export async function startSidecar(
   main: string,
   options: { natsUrl: string; socketDir: string; instanceId: string; env?: Record<string, string> },
 ): Promise<Sidecar> {
   const endpoint = `unix:${path.join(options.socketDir, `${options.instanceId}.sock`)}`;
-  const child = spawn(tsx, [main], {
+  const child = spawn(process.execPath, ["--import", "tsx", main], {
     cwd: projectRoot,
     env: {
       ...process.env,

@@ -1,0 +1,99 @@
+// The execution engine against real processes: a poll that changes nothing writes nothing, steps spread over
+// live instances, a vanished instance's steps go to another, and SIGTERM hands work over without loss.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { eventually, registryClient, taskClient, waitForPlugin } from "../helpers/clients.js";
+import { startHost, startScriptedPlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+
+let nats: TestNats;
+let host: TestHost;
+const sidecars = new Map<string, RunningProcess>();
+const work = tempDir("engine");
+const auditFile = path.join(work, "audit.log");
+
+function startScripted(instanceId: string): RunningProcess {
+  const sidecar = startScriptedPlugin(nats.url, auditFile, { PLUGIN_BRIDGE_INSTANCE_ID: instanceId });
+  sidecars.set(instanceId, sidecar);
+  return sidecar;
+}
+
+beforeAll(async () => {
+  nats = await startTestNats();
+  host = await startHost(nats.url);
+  startScripted("scripted-a");
+  startScripted("scripted-b");
+  await waitForPlugin(host.url, "scripted", 2);
+});
+
+afterAll(async () => {
+  await Promise.all([...sidecars.values()].map((sidecar) => sidecar.stop()));
+  await host?.stop();
+  await nats?.stop();
+});
+
+function audit(): string[][] {
+  if (!existsSync(auditFile)) return [];
+  return readFileSync(auditFile, "utf8").split("\n").filter(Boolean).map((line) => line.split(" "));
+}
+
+async function events(baseUrl: string, id: string): Promise<TaskEvent[]> {
+  const all: TaskEvent[] = [];
+  for await (const { event } of taskClient(baseUrl).watchTask({ id })) if (event) all.push(event);
+  return all;
+}
+
+const scripted = (custom: Record<string, string | number>) => ({ template: { type: "scripted", typeVersion: 1, custom } });
+
+describe("the step", () => {
+  it("writes and publishes nothing for a poll whose phase did not change", async () => {
+    const { execution } = await taskClient(host.url).createTask(scripted({ polls: 10 }));
+    const id = execution!.id;
+    const all = await events(host.url, id);
+    const gets = audit().filter(([call, execution]) => call === "get" && execution === id).length;
+    // Ten polls per instance (the fixture counts per process), spread over two instances: at least 11 Gets.
+    expect(gets).toBeGreaterThanOrEqual(11);
+    // Every record write but the abort mark publishes exactly one event: four events, four writes.
+    expect(all.map((event) => event.phaseInfo?.phase)).toEqual([Phase.QUEUED, Phase.INITIALIZING, Phase.RUNNING, Phase.SUCCESS]);
+    const { execution: done } = await taskClient(host.url).getTask({ id });
+    expect(done?.lastEventSequence).toBe(4n);
+  });
+
+  it("spreads executions over the live instances", async () => {
+    const client = taskClient(host.url);
+    const ids = await Promise.all(Array.from({ length: 20 }, async () => (await client.createTask(scripted({}))).execution!.id));
+    for (const id of ids) expect((await events(host.url, id)).at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);
+    const instances = new Set(audit().filter(([call, execution]) => call === "create" && ids.includes(execution!)).map((fields) => fields[3]));
+    expect(instances).toEqual(new Set(["scripted-a", "scripted-b"]));
+  });
+
+  it("sends the steps of a vanished instance to another one, and drops the instance from the registry", async () => {
+    const killed = sidecars.get("scripted-b")!;
+    killed.child.kill("SIGKILL");
+    await killed.exited;
+    const client = taskClient(host.url);
+    const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(scripted({ polls: 1 }))).execution!.id));
+    for (const id of ids) expect((await events(host.url, id)).at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);
+    const served = audit().filter(([call, execution]) => call === "create" && ids.includes(execution!)).map((fields) => fields[3]);
+    expect(new Set(served)).toEqual(new Set(["scripted-a"]));
+    // The announcement stops counting after its ttl (10 s) and the server removes it: bounded wait, 30 s.
+    await eventually("scripted-b to leave the registry", async () => {
+      const { plugin } = await registryClient(host.url).getPlugin({ name: "scripted" });
+      return plugin?.instances.map((instance) => instance.instanceId).join() === "scripted-a" ? true : undefined;
+    }, 150, 200);
+  });
+});
+
+describe("SIGTERM", () => {
+  it("stops the host with exit code 0 and leaves its executions to the next host", async () => {
+    const other = await startHost(nats.url);
+    const client = taskClient(host.url);
+    const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(scripted({ polls: 5 }))).execution!.id));
+    expect(await host.stop("SIGTERM")).toBe(0);
+    expect(host.output()).toContain("stopped");
+    for (const id of ids) expect((await events(other.url, id)).at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);
+    host = other;
+  });
+});

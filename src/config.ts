@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { DEFAULT_READ_MAX_BYTES, DEFAULT_SHUTDOWN_GRACE_MS } from "./api/limits.js";
+import { WORK_DUPLICATE_WINDOW_MS } from "./coordination/layout.js";
 
 export interface HostConfig {
   /** NATS to use. Empty: start a nats-server child with JetStream in `dataDir` (one-machine mode). */
@@ -42,7 +43,7 @@ export const DEFAULT_CONFIG: HostConfig = {
   concurrency: 64,
   ackWaitMs: 30_000,
   eventsMaxAgeMs: 7 * 24 * 3600_000,
-  orphanGraceMs: 120_000,
+  orphanGraceMs: 180_000,
   noInstanceRetryMs: 2_000,
   secretsDir: "",
   shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
@@ -109,5 +110,8 @@ export function loadConfig(
   if (result.readMaxBytes < 1024) throw new ConfigError(`readMaxBytes must be at least 1024`);
   if (result.concurrency < 1) throw new ConfigError(`concurrency must be at least 1`);
   if (result.ackWaitMs < 1_000) throw new ConfigError(`ackWaitMs must be at least 1000`);
+  if (result.orphanGraceMs <= WORK_DUPLICATE_WINDOW_MS) {
+    throw new ConfigError(`orphanGraceMs must be longer than the work stream's duplicate window (${WORK_DUPLICATE_WINDOW_MS} ms)`);
+  }
   return result;
 }

@@ -76,9 +76,11 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     const events = new EventLog(js);
     const work = new WorkQueue(js);
     const secrets = new SecretResolver(config.secretsDir || undefined);
+    const maxRecordBytes = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM_BYTES;
     const executor = new Executor(store, events, routing, clients, secrets, log.child({ component: "executor" }), {
       orphanGraceMs: config.orphanGraceMs,
       noInstanceRetryMs: config.noInstanceRetryMs,
+      maxRecordBytes,
     });
     worker = new Worker(work, executor, log.child({ component: "worker" }), {
       concurrency: config.concurrency,
@@ -104,7 +106,8 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
           routing: table,
           specifications,
           secrets,
-          maxRecordBytes: nc!.info!.max_payload - HEADER_ROOM_BYTES,
+          maxRecordBytes,
+          log: apiLog,
         }));
         router.service(PluginRegistryService, createRegistryService(table));
       },

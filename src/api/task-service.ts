@@ -1,7 +1,7 @@
 // TaskService: what SDKs call. Every request is checked before anything is written; CreateTask answers only
 // after the record, its work item and its first event are stored.
 import { createHash, randomBytes } from "node:crypto";
-import { clone, create, toBinary } from "@bufbuild/protobuf";
+import { clone, create, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
@@ -21,6 +21,7 @@ import type { Executor } from "../machinery/executor.js";
 import { isFinalPhase, phaseInfo, phaseName } from "../machinery/phases.js";
 import { SecretNotFoundError, type SecretResolver } from "../machinery/secrets.js";
 import { eventOf } from "../machinery/transitions.js";
+import type { Logger } from "../log.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import { Specifications } from "../registry/specifications.js";
 import {
@@ -44,6 +45,7 @@ export interface TaskServiceDeps {
   maxRecordBytes: number;
   /** A watch with no event for this long looks at the record, in case an event was lost in a crash. */
   watchIdleCheckMs?: number;
+  log: Logger;
 }
 
 const MAX_PAGE_SIZE = 1000;
@@ -65,9 +67,21 @@ function idForKey(namespace: string, key: string): string {
   return "k-" + createHash("sha256").update(`${namespace}\u0000${key}`).digest("hex").slice(0, 40);
 }
 
-function digestOf(request: CreateTaskRequest): string {
+/** JSON with object keys sorted at every level: the same request gives the same text whatever its key order. */
+function canonicalJson(value: JsonValue): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key]!)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** What tells a repeated request from a different one under the same idempotency key. */
+function digestOf(request: CreateTaskRequest, namespace: string): string {
   const copy = create(CreateTaskRequestSchema, { ...request, idempotencyKey: "" });
-  return createHash("sha256").update(toBinary(CreateTaskRequestSchema, copy)).digest("hex");
+  copy.metadata = withNamespace(copy, namespace);
+  return createHash("sha256").update(canonicalJson(toJson(CreateTaskRequestSchema, copy))).digest("hex");
 }
 
 export function executionView(record: ExecutionRecord): TaskExecution {
@@ -126,7 +140,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       if (error instanceof SecretNotFoundError) throw new ConnectError(error.message, Code.FailedPrecondition);
       throw error;
     }
-    const digest = digestOf(request);
+    const digest = digestOf(request, namespace);
     const id = key ? idForKey(namespace, key) : newExecutionId();
     const existing = key ? await deps.store.get(id) : undefined;
     if (existing) return { record: sameRequest(existing.record, digest), created: false };
@@ -163,7 +177,13 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       if (!raced) throw error;
       return { record: sameRequest(raced.record, digest), created: false };
     }
-    await deps.events.publish(eventOf(record));
+    try {
+      await deps.events.publish(eventOf(record));
+    } catch (error) {
+      // The execution exists and will run: failing the call now would invite a second one. Watchers start
+      // from the next event instead.
+      deps.log.warn("could not publish the QUEUED event", { execution: id, error });
+    }
     return { record, created: true };
   }
 
@@ -200,10 +220,11 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
         if (ctx.signal.aborted) return;
         let event: TaskEvent | undefined;
         if (result === "idle") {
-          // No event for a while: if the record is ahead (a host died between writing it and publishing), go on
-          // from the record so no watcher waits forever for an end that was recorded.
+          // No event for a while: if the record has ended but its final event is missing (a host died between
+          // writing and publishing), end from the record, so no watcher waits forever for an end that happened.
           const latest = (await deps.store.get(record.id))?.record;
-          if (latest && latest.lastEventSequence >= next) event = eventOf(latest);
+          const ended = latest && isFinalPhase(latest.phaseInfo?.phase ?? Phase.UNSPECIFIED);
+          if (ended && latest.lastEventSequence >= next) event = eventOf(latest);
         } else {
           if (result.done) return;
           pending = events.next();

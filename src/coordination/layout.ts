@@ -24,6 +24,13 @@ import {
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
+/**
+ * How long the WORK stream remembers a work item's id. An orphaned item (its CreateTask died before the record
+ * was stored) must be dropped only after this has passed, or a retried CreateTask inside the window would store
+ * a record whose new work item JetStream drops as a duplicate of the dropped one.
+ */
+export const WORK_DUPLICATE_WINDOW_MS = 120_000;
+
 export interface LayoutOptions {
   /** How long a taken work item stays with a host that stopped answering before another host gets it. */
   ackWaitMs: number;
@@ -37,9 +44,10 @@ export interface Layout {
 }
 
 /**
- * The plugins bucket's settings. Every sidecar kit creates the bucket with exactly these values when it comes up
- * before any host: JetStream refuses a second create with different ones. `ttl` drops an instance whose
- * heartbeats stopped; `markerTTL` makes that drop visible to watchers as a delete.
+ * The plugins bucket's settings. A sidecar kit that comes up before any host creates the bucket with the same
+ * values; whoever comes second opens the bucket as it is (Kvm.create does not compare settings), so the kits
+ * and the host must keep these in step. `ttl` drops an instance whose heartbeats stopped; `markerTTL` makes that
+ * drop visible to watchers as a delete.
  */
 export const PLUGINS_BUCKET_OPTIONS = { history: 1, ttl: 15_000, markerTTL: 5_000, storage: StorageType.File };
 
@@ -53,7 +61,7 @@ export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, op
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     // A CreateTask retried within this window re-publishes the same work item; JetStream drops the copy.
-    duplicate_window: nanos(120_000),
+    duplicate_window: nanos(WORK_DUPLICATE_WINDOW_MS),
   });
   await ensureStream(jsm, {
     name: EVENTS_STREAM,

@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** Where `.ci/run` and `scripts/setup.sh` install the pinned nats-server (see docs/operations.md). */
+/** Where scripts/setup.sh installs the pinned nats-server (see docs/architecture.md). */
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const pinnedBinary = path.join(projectRoot, ".tools", "bin", "nats-server");
 

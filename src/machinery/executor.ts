@@ -21,7 +21,7 @@ import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from 
 import { SecretNotFoundError, type SecretResolver } from "./secrets.js";
 import { durationMs, timestampMs } from "./time.js";
 import {
-  abortedPhase,
+  abortDeleteFailed,
   countSystemFailure,
   enterPhase,
   eventOf,
@@ -42,6 +42,8 @@ export interface ExecutorOptions {
   orphanGraceMs: number;
   /** How long to wait before looking again for an instance of a type that has none live. */
   noInstanceRetryMs: number;
+  /** The largest record the store takes (NATS max_payload less room for headers). */
+  maxRecordBytes: number;
 }
 
 /** The host's defaults for a plugin's properties (PluginProperties). */
@@ -77,6 +79,8 @@ export function timingOf(descriptor: PluginDescriptor | undefined): PluginTiming
 
 /** No live instance serves the execution's type and version right now. */
 class NoInstanceError extends Error {}
+
+const isUserCallError = (error: unknown): boolean => error instanceof PluginCallError && isUserError(error);
 
 /** Backoff after the n-th system failure: 1 s, 2 s, 4 s … at most 30 s. */
 const backoffMs = (failures: number): number => Math.min(1_000 * 2 ** Math.max(0, failures - 1), 30_000);
@@ -128,23 +132,28 @@ export class Executor {
     const timeoutMs = durationMs(record.template?.metadata?.timeout, 0);
     const deadlineMs = timeoutMs > 0 ? timestampMs(record.attemptStartedAt) + timeoutMs : Infinity;
     if (Date.now() >= deadlineMs) return await this.timeOut(stored, timeoutMs, timing);
-    if (!descriptor) return { kind: "again", delayMs: Math.min(this.options.noInstanceRetryMs, deadlineMs - Date.now()) };
+    const disposition = await this.stepWith(stored, descriptor, timing);
+    // Whatever the step wants next, the attempt's deadline comes first: the step after it times the attempt out.
+    return disposition.kind === "again"
+      ? { kind: "again", delayMs: Math.max(0, Math.min(disposition.delayMs, deadlineMs - Date.now())) }
+      : disposition;
+  }
 
+  private async stepWith(
+    stored: StoredRecord,
+    descriptor: PluginDescriptor | undefined,
+    timing: PluginTiming,
+  ): Promise<Disposition> {
+    if (!descriptor) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
     try {
       switch (descriptor.kind) {
-        case PluginKind.ASYNC: {
-          const disposition = record.resourceCreated
-            ? await this.get(stored, timing)
-            : await this.create(stored, timing);
-          return disposition.kind === "again"
-            ? { kind: "again", delayMs: Math.max(0, Math.min(disposition.delayMs, deadlineMs - Date.now())) }
-            : disposition;
-        }
+        case PluginKind.ASYNC:
+          return stored.record.resourceCreated ? await this.get(stored, timing) : await this.create(stored, timing);
         case PluginKind.SYNC:
           return await this.do(stored, timing);
         default: {
           const info = failure(Phase.PERMANENT_FAILURE, "UnsupportedPluginKind", `plugin kind ${descriptor.kind} is not served`, ErrorKind.SYSTEM);
-          return await this.commit(stored, enterPhase(record, info));
+          return await this.commit(stored, enterPhase(stored.record, info));
         }
       }
     } catch (error) {
@@ -181,26 +190,38 @@ export class Executor {
   ): Promise<void> {
     for (let round = 0; round < 5; round++) {
       const fresh = await this.store.get(before.id);
-      if (!fresh || fresh.record.attempt !== before.attempt || fresh.record.resourceCreated) return;
-      if (fresh.record.abortRequested || isFinalPhase(fresh.record.phaseInfo?.phase ?? Phase.UNSPECIFIED)) {
-        // Aborted while Create ran: record the resource so that the abort's Delete finds it.
-        const kept = create(ExecutionRecordSchema, { ...fresh.record, resourceMeta, resourceCreated: true });
-        try {
-          await this.store.update(kept, fresh.revision);
-          return;
-        } catch (error) {
-          if (!(error instanceof RevisionConflictError)) throw error;
-          continue;
-        }
+      const current = fresh?.record;
+      if (!fresh || !current || current.attempt !== before.attempt || isFinalPhase(current.phaseInfo?.phase ?? Phase.UNSPECIFIED)) {
+        // The attempt ended (aborted, most likely) while Create ran: nobody will Delete this work but us.
+        await this.deleteLeftover(before, resourceMeta);
+        return;
       }
+      if (current.resourceCreated) return; // another step recorded the same (idempotent) Create
       try {
-        await this.commit(fresh, created(fresh.record));
+        if (current.abortRequested) {
+          // Record the resource so that the abort's Delete finds it.
+          const kept = create(ExecutionRecordSchema, { ...current, resourceMeta, resourceCreated: true });
+          await this.store.update(kept, fresh.revision);
+        } else {
+          await this.commit(fresh, created(current));
+        }
         return;
       } catch (error) {
         if (!(error instanceof RevisionConflictError)) throw error;
       }
     }
     throw new RevisionConflictError(before.id);
+  }
+
+  /** Best effort: Delete remote work that no record holds any more. */
+  private async deleteLeftover(record: ExecutionRecord, resourceMeta: Uint8Array): Promise<void> {
+    const timing = timingOf(this.routing.candidates(record.template?.type ?? "", record.template?.typeVersion ?? 0)[0]?.descriptor);
+    try {
+      await this.deleteResource({ ...record, resourceMeta }, timing);
+      this.log.info("deleted remote work created after its attempt ended", { execution: record.id, attempt: record.attempt });
+    } catch (error) {
+      this.log.error("could not delete remote work created after its attempt ended", { execution: record.id, attempt: record.attempt, error });
+    }
   }
 
   /** Async, later steps: Get; write and publish only when the reported phase differs from the recorded one. */
@@ -231,12 +252,12 @@ export class Executor {
   /** Sync: Do runs the whole task. */
   private async do(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
     const { record } = stored;
-    const { response } = await this.callAnyInstance(record, async (target, context) =>
+    const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
       await this.clients.call(SyncPluginService.method.do, target, { context }, timing.doTimeoutMs),
     );
     const reported = response.phaseInfo;
     if (!reported || !isTerminalPhase(reported.phase)) {
-      throw new PluginCallError(status.INTERNAL, "Do must return a terminal phase", record.lastInstanceId);
+      throw new PluginCallError(status.INTERNAL, "Do must return a terminal phase", instance.instanceId);
     }
     return await this.commit(stored, this.terminal(record, reported, response.outputs));
   }
@@ -253,27 +274,39 @@ export class Executor {
       try {
         await this.deleteResource(record, timing);
       } catch (error) {
-        return await this.onCallError(stored, error, timing);
+        if (!isUserCallError(error)) return await this.onCallError(stored, error, timing);
+        this.log.warn("Delete refused on timeout; taking the work as gone", { execution: record.id, error });
       }
     }
     const info = failure(Phase.RETRYABLE_FAILURE, "Timeout", `attempt ${record.attempt} exceeded its timeout of ${timeoutMs} ms`, ErrorKind.SYSTEM);
     return await this.commit(stored, failAttempt(record, info));
   }
 
-  /** Abort requested: Delete the remote work if there is any, then ABORTED. */
+  /**
+   * Abort requested: Delete the remote work if there is any, then ABORTED. A failing Delete is retried with
+   * backoff within the plugin's system-failure budget; when that is spent the execution still ends ABORTED, with
+   * the failure in its reason, so an abort never turns into a retry or a failure.
+   */
   private async finishAbort(stored: StoredRecord): Promise<Disposition> {
     const { record } = stored;
     const descriptor = this.routing.candidates(record.template?.type ?? "", record.template?.typeVersion ?? 0)[0]?.descriptor;
     const timing = timingOf(descriptor);
+    let reason = record.abortReason || "aborted";
     if (record.resourceCreated) {
       try {
         await this.deleteResource(record, timing);
       } catch (error) {
         if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
-        return await this.onCallError(stored, error, timing);
+        if (!(error instanceof PluginCallError)) throw error;
+        if (!isUserError(error)) {
+          const transition = abortDeleteFailed(record, error.message, timing.maxSystemFailures);
+          const disposition = await this.commit(stored, transition);
+          return disposition.kind === "again" ? { kind: "again", delayMs: backoffMs(transition.record.systemFailures) } : disposition;
+        }
+        reason += ` (Delete answered ${error.message}; taken as gone)`;
       }
     }
-    return await this.commit(stored, enterPhase(record, abortedPhase(record)));
+    return await this.commit(stored, enterPhase(record, phaseInfo(Phase.ABORTED, reason)));
   }
 
   private async deleteResource(record: ExecutionRecord, timing: PluginTiming): Promise<void> {
@@ -341,8 +374,17 @@ export class Executor {
     return disposition.kind === "again" ? { kind: "again", delayMs: backoffMs(transition.record.systemFailures) } : disposition;
   }
 
-  /** Stores the transition (compare-and-set on the revision read), then publishes its events. */
-  private async commit(stored: StoredRecord, transition: Transition): Promise<Disposition> {
+  /**
+   * Stores the transition (compare-and-set on the revision read), then publishes its events. A record the store
+   * cannot take (outputs larger than a NATS message) fails the attempt instead of failing every retry forever.
+   */
+  private async commit(stored: StoredRecord, proposed: Transition): Promise<Disposition> {
+    let transition = proposed;
+    const size = this.store.encodedSize(transition.record);
+    if (size > this.options.maxRecordBytes) {
+      const message = `the execution's state would take ${size} bytes, more than the ${this.options.maxRecordBytes} the store accepts (outputs too large?)`;
+      transition = failAttempt(stored.record, failure(Phase.PERMANENT_FAILURE, "RecordTooLarge", message, ErrorKind.USER));
+    }
     await this.store.update(transition.record, stored.revision);
     await this.publish(transition.events);
     const phase = transition.record.phaseInfo?.phase ?? Phase.UNSPECIFIED;

@@ -85,7 +85,7 @@ export function countSystemFailure(current: ExecutionRecord, message: string, ma
     const info = failure(
       Phase.RETRYABLE_FAILURE,
       "SystemFailure",
-      `${count - 1} system failures, the last: ${message}`,
+      `${count} system failures, the last: ${message}`,
       ErrorKind.SYSTEM,
     );
     return failAttempt({ ...current, systemFailures: count }, info);
@@ -114,8 +114,27 @@ export function requestAbort(current: ExecutionRecord, reason: string): Executio
   return next;
 }
 
-export function abortedPhase(current: ExecutionRecord): PhaseInfo {
-  return phaseInfo(Phase.ABORTED, current.abortReason || "aborted");
+/**
+ * The abort's Delete failed: counted and recorded while the budget lasts (the abort is retried); once it is
+ * spent, ABORTED anyway with the failure in the reason: the remote work may still be running.
+ */
+export function abortDeleteFailed(current: ExecutionRecord, message: string, maxSystemFailures: number): Transition {
+  const count = current.systemFailures + 1;
+  const reason = current.abortReason || "aborted";
+  if (count > maxSystemFailures) {
+    return enterPhase(current, phaseInfo(Phase.ABORTED, `${reason}; Delete failed ${count} times, the last: ${message}`), (next) => {
+      next.systemFailures = count;
+    });
+  }
+  return enterPhase(
+    current,
+    phaseInfo(current.phaseInfo?.phase ?? Phase.QUEUED, `abort pending: Delete failed (${count} of ${maxSystemFailures} allowed): ${message}`, {
+      version: (current.phaseInfo?.version ?? 0) + 1,
+    }),
+    (next) => {
+      next.systemFailures = count;
+    },
+  );
 }
 
 export function describePhase(info: PhaseInfo | undefined): string {

@@ -123,8 +123,8 @@ export async function startHost(natsUrl: string, flags: Record<string, string> =
  * Runs a TypeScript file (a path relative to the project) as ONE process: `node --import tsx`. The `tsx` command
  * runs the code in a child process, and a SIGKILL to it would leave that child running.
  */
-export function runTypeScript(file: string, env: NodeJS.ProcessEnv = {}): RunningProcess {
-  return run(process.execPath, ["--import", "tsx", path.join(projectRoot, file)], env);
+export function runTypeScript(file: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): RunningProcess {
+  return run(process.execPath, ["--import", "tsx", path.join(projectRoot, file), ...args], env);
 }
 
 /** Starts a sidecar written with the TypeScript kit, announcing itself on `natsUrl`. */

@@ -1,5 +1,5 @@
-// gRPC's standard health service. The supervisor waits for SERVING before it routes to a sidecar, and a
-// draining sidecar turns NOT_SERVING so no new work reaches it. Status is kept for "" (the server as a whole)
+// gRPC's standard health service. The sidecar announces itself only once it is SERVING, and a draining sidecar
+// turns NOT_SERVING so that whoever checks (an operator, Kubernetes, a future supervisor) sees it leaving. Status is kept for "" (the server as a whole)
 // and for each served service name; an unknown name is NOT_FOUND on Check and SERVICE_UNKNOWN on Watch, as
 // the health protocol says.
 import { EventEmitter } from "node:events";

@@ -1,5 +1,5 @@
 // One small logger for the whole kit. It writes to stderr only: a sidecar's stdout belongs to the plugin
-// author, and the supervisor forwards stderr to the host log under the sidecar's name.
+// author, and whatever runs the sidecar (a terminal, systemd, Kubernetes) collects stderr as its log.
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 

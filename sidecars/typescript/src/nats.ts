@@ -1,6 +1,7 @@
 // The sidecar's NATS connection and the KV buckets it uses. A sidecar may start before NATS: the connection
 // waits for the first connect and reconnects forever, and the buckets open once it is up. The bucket options
-// are part of the contract with the host: JetStream refuses to create a stream twice with different settings.
+// are part of the contract with the host: whoever comes first creates a bucket, and the other opens it as it
+// is (Kvm.create compares nothing), so both sides must keep the same settings.
 import { Kvm, type KV, type KvOptions } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { StorageType } from "@nats-io/jetstream";

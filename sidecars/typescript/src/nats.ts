@@ -9,7 +9,7 @@ import type { Logger } from "./log.js";
 
 /** The `pb_plugins` bucket: one key per live sidecar instance, refreshed by its heartbeat. */
 export const PLUGINS_BUCKET = "pb_plugins";
-/** Exactly what the host passes when it creates the bucket; both sides must agree or creation fails. */
+/** Exactly what the host passes when it creates the bucket (src/coordination/layout.test.ts checks they agree). */
 export const PLUGINS_BUCKET_OPTIONS: Partial<KvOptions> = {
   history: 1,
   ttl: 15_000,

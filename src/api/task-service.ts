@@ -209,13 +209,16 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     const abort = new AbortController();
     const stop = (): void => abort.abort();
     ctx.signal.addEventListener("abort", stop, { once: true });
-    const events = deps.events.follow(record.metadata?.namespace ?? "", record.id, abort.signal)[Symbol.asyncIterator]();
+    const namespace = record.metadata?.namespace ?? "";
+    // The server may end an ordered consumer under it (a missed heartbeat, a NATS reconnect): a watch must only
+    // end after the final event or when its caller leaves, so it re-follows and skips what it already sent.
+    let events = deps.events.follow(namespace, record.id, abort.signal)[Symbol.asyncIterator]();
     try {
       let pending = events.next();
       for (;;) {
         let timer: NodeJS.Timeout | undefined;
         const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), idleCheckMs)));
-        const result = await Promise.race([pending, idle]);
+        const result = await Promise.race([pending.catch((error: unknown) => ({ error })), idle]);
         clearTimeout(timer);
         if (ctx.signal.aborted) return;
         let event: TaskEvent | undefined;
@@ -225,8 +228,17 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
           const latest = (await deps.store.get(record.id))?.record;
           const ended = latest && isFinalPhase(latest.phaseInfo?.phase ?? Phase.UNSPECIFIED);
           if (ended && latest.lastEventSequence >= next) event = eventOf(latest);
+        } else if ("error" in result || result.done) {
+          deps.log.warn("event subscription ended early; following again", {
+            execution: record.id,
+            error: "error" in result ? result.error : undefined,
+          });
+          await events.return?.(undefined);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          events = deps.events.follow(namespace, record.id, abort.signal)[Symbol.asyncIterator]();
+          pending = events.next();
+          continue;
         } else {
-          if (result.done) return;
           pending = events.next();
           event = result.value;
         }

@@ -163,6 +163,16 @@ describe("malformed requests on the wire", () => {
     expect(good.status).toBe("200");
   });
 
+  it("JSON nested deeper than the decoder allows gets invalid_argument, without hurting the host", async () => {
+    const depth = 20_000;
+    const body = `{"template":{"type":"scripted","typeVersion":1,"custom":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}}`;
+    const bad = await curl(["-H", "Content-Type: application/json", "--data-binary", body, url()]);
+    expect(bad.status).toBe("400");
+    expect(JSON.parse(bad.body)).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("recursion depth") });
+    const good = await curl(["-H", "Content-Type: application/json", "-d", "{}", `${host.url}/grpc.health.v1.Health/Check`]);
+    expect(JSON.parse(good.body)).toEqual({ status: "SERVING" });
+  });
+
   it("a wrong content type gets 415 and the host keeps serving", async () => {
     const bad = await curl(["-H", "Content-Type: text/plain", "-d", "hello", url()]);
     expect(bad.status).toBe("415");

@@ -5,6 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NATS_SERVER_VERSION=v2.14.9
+# protoc for the Python kit's generated code (buf runs it as its built-in python/pyi generator); Maven Central
+# publishes the official binaries. Python's protobuf runtime (sidecars/python/pyproject.toml) must match: 7.36.x.
+PROTOC_VERSION=36.2
+PROTOC_MAVEN_VERSION=4.36.2
+PROTOC_SHA256=f6ee22d65361338459208da8bff801c9ca689741cba9187b34990dd45198f864
+# The Go kit's generators.
+PROTOC_GEN_GO_VERSION=v1.36.11
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
+PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -13,6 +22,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v git >/dev/null || need_apt+=(git)
 command -v go >/dev/null || need_apt+=(golang-go)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt: installing ${need_apt[*]}"
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
@@ -36,4 +47,41 @@ if [ ! -x "$nats_bin" ] || ! "$nats_bin" --version 2>/dev/null | grep -q "${NATS
   say "go: installing nats-server $NATS_SERVER_VERSION into .tools/bin"
   mkdir -p .tools/bin
   GOBIN="$PWD/.tools/bin" GOFLAGS=-mod=mod go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+fi
+
+protoc_bin=.tools/bin/protoc
+if [ ! -x "$protoc_bin" ] || [ "$("$protoc_bin" --version)" != "libprotoc $PROTOC_VERSION" ]; then
+  say "protoc $PROTOC_VERSION from Maven Central into .tools/bin"
+  url="https://repo1.maven.org/maven2/com/google/protobuf/protoc/$PROTOC_MAVEN_VERSION/protoc-$PROTOC_MAVEN_VERSION-linux-x86_64.exe"
+  curl -sSfL -o "$protoc_bin.download" "$url"
+  echo "$PROTOC_SHA256  $protoc_bin.download" | sha256sum --check --quiet
+  chmod +x "$protoc_bin.download" && mv "$protoc_bin.download" "$protoc_bin"
+fi
+
+go_tool() { # name, module path, version
+  local bin=".tools/bin/$1" stamp=".tools/bin/.$1.version"
+  if [ ! -x "$bin" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$3" ]; then
+    say "go: installing $1 $3 into .tools/bin"
+    GOBIN="$PWD/.tools/bin" go install "$2@$3"
+    echo "$3" > "$stamp"
+  fi
+}
+go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
+go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
+go_tool protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go "$PROTOC_GEN_CONNECT_GO_VERSION"
+
+if [ -f sidecars/go/go.mod ]; then
+  (cd sidecars/go && go mod download)
+fi
+
+# The Python kit, installed editable with its test extras into a virtual environment of the project's own.
+venv=.tools/venv
+if [ -f sidecars/python/pyproject.toml ]; then
+  [ -x "$venv/bin/python" ] || { say "python: creating $venv"; python3 -m venv "$venv"; }
+  if [ ! -f "$venv/.installed" ] || [ sidecars/python/pyproject.toml -nt "$venv/.installed" ]; then
+    say "pip: installing sidecars/python with its test extras into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -e "sidecars/python[test]"
+    touch "$venv/.installed"
+  fi
 fi

@@ -132,7 +132,10 @@ export function startTypeScriptSidecar(file: string, natsUrl: string, env: NodeJ
   return runTypeScript(file, { PLUGIN_BRIDGE_NATS_URL: natsUrl, ...env });
 }
 
-/** The scripted test plugin (test/fixtures/scripted-plugin.ts), auditing its calls into `auditFile`. */
-export function startScriptedPlugin(natsUrl: string, auditFile: string, env: NodeJS.ProcessEnv = {}): RunningProcess {
-  return startTypeScriptSidecar("test/fixtures/scripted-plugin.ts", natsUrl, { SCRIPTED_AUDIT_FILE: auditFile, ...env });
+/**
+ * The TypeScript kit's conformance reference plugin (task type `conformance-typescript`, or with
+ * CONFORMANCE_KIND=sync `conformance-sync-typescript`), auditing its calls into `auditFile`.
+ */
+export function startReferencePlugin(natsUrl: string, auditFile: string, env: NodeJS.ProcessEnv = {}): RunningProcess {
+  return startTypeScriptSidecar("sidecars/typescript/conformance/main.ts", natsUrl, { CONFORMANCE_AUDIT_FILE: auditFile, ...env });
 }

@@ -10,7 +10,7 @@ import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { ErrorKind, Phase, type TaskTemplateSchema } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import { eventually, taskClient, waitForPlugin, type Protocol } from "../helpers/clients.js";
-import { startHost, startScriptedPlugin, startTestNats, startTypeScriptSidecar, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+import { startHost, startReferencePlugin, startTestNats, startTypeScriptSidecar, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 
 const execFileAsync = promisify(execFile);
 const READ_MAX_BYTES = 64 * 1024;
@@ -21,15 +21,15 @@ const work = tempDir("bad-input");
 const auditFile = path.join(work, "audit.log");
 
 function startScripted(env: Record<string, string> = {}): RunningProcess {
-  return startScriptedPlugin(nats.url, auditFile, env);
+  return startReferencePlugin(nats.url, auditFile, env);
 }
 
 beforeAll(async () => {
   nats = await startTestNats();
   host = await startHost(nats.url, { "read-max-bytes": String(READ_MAX_BYTES) });
-  sidecars = [startScripted(), startScripted({ SCRIPTED_KIND: "sync" })];
-  await waitForPlugin(host.url, "scripted");
-  await waitForPlugin(host.url, "scripted-sync");
+  sidecars = [startScripted(), startScripted({ CONFORMANCE_KIND: "sync" })];
+  await waitForPlugin(host.url, "conformance-typescript");
+  await waitForPlugin(host.url, "conformance-sync-typescript");
 });
 
 afterAll(async () => {
@@ -64,8 +64,8 @@ async function final(id: string): Promise<TaskEvent> {
   return last!;
 }
 
-const scripted = (custom: JsonObject, extra: Pick<MessageInitShape<typeof TaskTemplateSchema>, "metadata" | "secrets"> = {}) => ({
-  type: "scripted",
+const reference = (custom: JsonObject, extra: Pick<MessageInitShape<typeof TaskTemplateSchema>, "metadata" | "secrets"> = {}) => ({
+  type: "conformance-typescript",
   typeVersion: 1,
   custom,
   ...extra,
@@ -79,7 +79,7 @@ describe.each<Protocol>(["grpc", "connect-json"])("CreateTask over %s refuses", 
   });
 
   it("a known type in a version no plugin serves with NOT_FOUND", async () => {
-    await expectCode(client().createTask({ template: { type: "scripted", typeVersion: 7 } }), Code.NotFound, "type_version 7");
+    await expectCode(client().createTask({ template: { type: "conformance-typescript", typeVersion: 7 } }), Code.NotFound, "type_version 7");
   });
 
   it("an empty type, or no template, with INVALID_ARGUMENT and the field path", async () => {
@@ -105,19 +105,19 @@ describe.each<Protocol>(["grpc", "connect-json"])("CreateTask over %s refuses", 
 
   it("a request over the size limit with RESOURCE_EXHAUSTED", async () => {
     await expectCode(
-      client().createTask({ template: scripted({ padding: "x".repeat(READ_MAX_BYTES * 2) }) }),
+      client().createTask({ template: reference({ echo: "x".repeat(READ_MAX_BYTES * 2) }) }),
       Code.ResourceExhausted,
     );
   });
 
   it("hostile names with INVALID_ARGUMENT: namespace, secrets, ids, page tokens", async () => {
-    await expectCode(client().createTask({ template: scripted({}), metadata: { namespace: "a.>" } }), Code.InvalidArgument, "metadata.namespace");
+    await expectCode(client().createTask({ template: reference({}), metadata: { namespace: "a.>" } }), Code.InvalidArgument, "metadata.namespace");
     await expectCode(
-      client().createTask({ template: scripted({}, { secrets: [{ group: "..", key: "passwd" }] }) }),
+      client().createTask({ template: reference({}, { secrets: [{ group: "..", key: "passwd" }] }) }),
       Code.InvalidArgument,
       "template.secrets[0]",
     );
-    await expectCode(client().createTask({ template: scripted({}), idempotencyKey: "with space" }), Code.InvalidArgument, "idempotency_key");
+    await expectCode(client().createTask({ template: reference({}), idempotencyKey: "with space" }), Code.InvalidArgument, "idempotency_key");
     await expectCode(client().getTask({ id: "../../etc" }), Code.InvalidArgument, "id");
     await expectCode(client().getTask({ id: "pb.work.>" }), Code.InvalidArgument, "id");
     await expectCode(client().listTasks({ pageToken: "garbage" }), Code.InvalidArgument, "page_token");
@@ -126,7 +126,7 @@ describe.each<Protocol>(["grpc", "connect-json"])("CreateTask over %s refuses", 
 
   it("a secret nobody has with FAILED_PRECONDITION", async () => {
     await expectCode(
-      client().createTask({ template: scripted({}, { secrets: [{ group: "vault", key: "token" }] }) }),
+      client().createTask({ template: reference({}, { secrets: [{ group: "vault", key: "token" }] }) }),
       Code.FailedPrecondition,
       "vault/token",
     );
@@ -159,13 +159,13 @@ describe("malformed requests on the wire", () => {
     const bad = await curl(["-H", "Content-Type: application/json", "-d", '{"template": {"type": ', url()]);
     expect(bad.status).toBe("400");
     expect(JSON.parse(bad.body).code).toBe("invalid_argument");
-    const good = await curl(["-H", "Content-Type: application/json", "-d", '{"template":{"type":"scripted-sync","typeVersion":1}}', url()]);
+    const good = await curl(["-H", "Content-Type: application/json", "-d", '{"template":{"type":"conformance-sync-typescript","typeVersion":1}}', url()]);
     expect(good.status).toBe("200");
   });
 
   it("JSON nested deeper than the decoder allows gets invalid_argument, without hurting the host", async () => {
     const depth = 20_000;
-    const body = `{"template":{"type":"scripted","typeVersion":1,"custom":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}}`;
+    const body = `{"template":{"type":"conformance-typescript","typeVersion":1,"custom":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}}`;
     const bad = await curl(["-H", "Content-Type: application/json", "--data-binary", body, url()]);
     expect(bad.status).toBe("400");
     expect(JSON.parse(bad.body)).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("recursion depth") });
@@ -184,7 +184,7 @@ describe("malformed requests on the wire", () => {
 describe("idempotency and abort", () => {
   it("CreateTask twice with one idempotency key makes one execution and one Create", async () => {
     const client = taskClient(host.url);
-    const request = { template: scripted({ polls: 2 }), idempotencyKey: "order-42" };
+    const request = { template: reference({ polls: 2 }), idempotencyKey: "order-42" };
     const first = await client.createTask(request);
     const second = await client.createTask(request);
     expect(first.created).toBe(true);
@@ -194,7 +194,7 @@ describe("idempotency and abort", () => {
     expect((await final(id)).phaseInfo?.phase).toBe(Phase.SUCCESS);
     expect(calls(id).filter((call) => call.startsWith("create"))).toEqual(["create 1"]);
     await expectCode(
-      client.createTask({ template: scripted({ polls: 3 }), idempotencyKey: "order-42" }),
+      client.createTask({ template: reference({ polls: 3 }), idempotencyKey: "order-42" }),
       Code.AlreadyExists,
       "order-42",
     );
@@ -202,14 +202,14 @@ describe("idempotency and abort", () => {
 
   it("AbortTask of a finished execution is FAILED_PRECONDITION", async () => {
     const client = taskClient(host.url);
-    const { execution } = await client.createTask({ template: { type: "scripted-sync", typeVersion: 1 } });
+    const { execution } = await client.createTask({ template: { type: "conformance-sync-typescript", typeVersion: 1 } });
     expect((await final(execution!.id)).phaseInfo?.phase).toBe(Phase.SUCCESS);
     await expectCode(client.abortTask({ id: execution!.id }), Code.FailedPrecondition, "SUCCESS");
   });
 
   it("AbortTask of a running async execution calls Delete and ends ABORTED", async () => {
     const client = taskClient(host.url);
-    const { execution } = await client.createTask({ template: scripted({ waitForFile: path.join(work, "never") }) });
+    const { execution } = await client.createTask({ template: reference({ waitForFile: path.join(work, "never") }) });
     const id = execution!.id;
     await eventually("the first Get", async () => (calls(id).includes("get 1") ? true : undefined));
     const { execution: aborted } = await client.abortTask({ id, reason: "user changed their mind" });
@@ -224,7 +224,7 @@ describe("idempotency and abort", () => {
 
 describe("plugins that fail", () => {
   it("a user error from the sidecar fails the execution with its message", async () => {
-    const { execution } = await taskClient(host.url).createTask({ template: scripted({ create: "userError", message: "bucket does not exist" }) });
+    const { execution } = await taskClient(host.url).createTask({ template: reference({ create: "BEHAVIOR_USER_ERROR", message: "bucket does not exist" }) });
     const last = await final(execution!.id);
     expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
     expect(last.phaseInfo?.error?.message).toBe("bucket does not exist");
@@ -233,12 +233,12 @@ describe("plugins that fail", () => {
 
   it("an internal error from the sidecar is recorded, counted as a system failure and retried", async () => {
     const client = taskClient(host.url);
-    const { execution } = await client.createTask({ template: scripted({ create: "error", message: "disk on fire" }) });
+    const { execution } = await client.createTask({ template: reference({ create: "BEHAVIOR_CRASH", message: "disk on fire" }) });
     const events: TaskEvent[] = [];
     for await (const { event } of client.watchTask({ id: execution!.id })) if (event) events.push(event);
     const reasons = events.map((event) => event.phaseInfo?.reason ?? "");
-    expect(reasons).toContain("system failure 1 of 3 allowed: INTERNAL: disk on fire");
-    expect(reasons).toContain("system failure 3 of 3 allowed: INTERNAL: disk on fire");
+    expect(reasons).toContain("system failure 1 of 2 allowed: INTERNAL: disk on fire");
+    expect(reasons).toContain("system failure 2 of 2 allowed: INTERNAL: disk on fire");
     const last = events.at(-1)!;
     expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
     expect(last.phaseInfo?.error?.code).toBe("SystemFailure");
@@ -247,7 +247,7 @@ describe("plugins that fail", () => {
 
   it("a sidecar that never answers: the deadline passes, a system failure is counted, the step is retried", async () => {
     const client = taskClient(host.url);
-    const { execution } = await client.createTask({ template: scripted({ get: "hang" }) });
+    const { execution } = await client.createTask({ template: reference({ get: "BEHAVIOR_HANG" }) });
     const id = execution!.id;
     const counted = await eventually("two system failures", async () => {
       const { execution: current } = await client.getTask({ id });
@@ -261,7 +261,7 @@ describe("plugins that fail", () => {
 
   it("a retryable failure starts a new attempt while retries last, each with its own Create", async () => {
     const { execution } = await taskClient(host.url).createTask({
-      template: scripted({ get: "retryable", message: "quota hiccup" }, { metadata: { retries: 1 } }),
+      template: reference({ get: "BEHAVIOR_RETRYABLE", message: "quota hiccup" }, { metadata: { retries: 1 } }),
     });
     const id = execution!.id;
     const last = await final(id);
@@ -273,7 +273,7 @@ describe("plugins that fail", () => {
 
   it("an attempt past its timeout is deleted and fails with Timeout", async () => {
     const { execution } = await taskClient(host.url).createTask({
-      template: scripted({ waitForFile: path.join(work, "never") }, { metadata: { timeout: { seconds: 1n } } }),
+      template: reference({ waitForFile: path.join(work, "never") }, { metadata: { timeout: { seconds: 1n } } }),
     });
     const id = execution!.id;
     const last = await final(id);

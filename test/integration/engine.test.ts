@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import { eventually, registryClient, taskClient, waitForPlugin } from "../helpers/clients.js";
-import { startHost, startScriptedPlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+import { startHost, startReferencePlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 
 let nats: TestNats;
 let host: TestHost;
@@ -15,7 +15,7 @@ const work = tempDir("engine");
 const auditFile = path.join(work, "audit.log");
 
 function startScripted(instanceId: string): RunningProcess {
-  const sidecar = startScriptedPlugin(nats.url, auditFile, { PLUGIN_BRIDGE_INSTANCE_ID: instanceId });
+  const sidecar = startReferencePlugin(nats.url, auditFile, { PLUGIN_BRIDGE_INSTANCE_ID: instanceId });
   sidecars.set(instanceId, sidecar);
   return sidecar;
 }
@@ -23,9 +23,9 @@ function startScripted(instanceId: string): RunningProcess {
 beforeAll(async () => {
   nats = await startTestNats();
   host = await startHost(nats.url);
-  startScripted("scripted-a");
-  startScripted("scripted-b");
-  await waitForPlugin(host.url, "scripted", 2);
+  startScripted("conformance-a");
+  startScripted("conformance-b");
+  await waitForPlugin(host.url, "conformance-typescript", 2);
 });
 
 afterAll(async () => {
@@ -45,11 +45,11 @@ async function events(baseUrl: string, id: string): Promise<TaskEvent[]> {
   return all;
 }
 
-const scripted = (custom: Record<string, string | number>) => ({ template: { type: "scripted", typeVersion: 1, custom } });
+const reference = (custom: Record<string, string | number>) => ({ template: { type: "conformance-typescript", typeVersion: 1, custom } });
 
 describe("the step", () => {
   it("writes and publishes nothing for a poll whose phase did not change", async () => {
-    const { execution } = await taskClient(host.url).createTask(scripted({ polls: 10 }));
+    const { execution } = await taskClient(host.url).createTask(reference({ polls: 10 }));
     const id = execution!.id;
     const all = await events(host.url, id);
     const gets = audit().filter(([call, execution]) => call === "get" && execution === id).length;
@@ -63,25 +63,25 @@ describe("the step", () => {
 
   it("spreads executions over the live instances", async () => {
     const client = taskClient(host.url);
-    const ids = await Promise.all(Array.from({ length: 20 }, async () => (await client.createTask(scripted({}))).execution!.id));
+    const ids = await Promise.all(Array.from({ length: 20 }, async () => (await client.createTask(reference({}))).execution!.id));
     for (const id of ids) expect((await events(host.url, id)).at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);
     const instances = new Set(audit().filter(([call, execution]) => call === "create" && ids.includes(execution!)).map((fields) => fields[3]));
-    expect(instances).toEqual(new Set(["scripted-a", "scripted-b"]));
+    expect(instances).toEqual(new Set(["conformance-a", "conformance-b"]));
   });
 
   it("sends the steps of a vanished instance to another one, and drops the instance from the registry", async () => {
-    const killed = sidecars.get("scripted-b")!;
+    const killed = sidecars.get("conformance-b")!;
     killed.child.kill("SIGKILL");
     await killed.exited;
     const client = taskClient(host.url);
-    const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(scripted({ polls: 1 }))).execution!.id));
+    const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(reference({ polls: 1 }))).execution!.id));
     for (const id of ids) expect((await events(host.url, id)).at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);
     const served = audit().filter(([call, execution]) => call === "create" && ids.includes(execution!)).map((fields) => fields[3]);
-    expect(new Set(served)).toEqual(new Set(["scripted-a"]));
+    expect(new Set(served)).toEqual(new Set(["conformance-a"]));
     // The announcement stops counting after its ttl (10 s) and the server removes it: bounded wait, 30 s.
-    await eventually("scripted-b to leave the registry", async () => {
-      const { plugin } = await registryClient(host.url).getPlugin({ name: "scripted" });
-      return plugin?.instances.map((instance) => instance.instanceId).join() === "scripted-a" ? true : undefined;
+    await eventually("conformance-b to leave the registry", async () => {
+      const { plugin } = await registryClient(host.url).getPlugin({ name: "conformance-typescript" });
+      return plugin?.instances.map((instance) => instance.instanceId).join() === "conformance-a" ? true : undefined;
     }, 150, 200);
   });
 });
@@ -90,7 +90,7 @@ describe("SIGTERM", () => {
   it("stops the host with exit code 0 and leaves its executions to the next host", async () => {
     const other = await startHost(nats.url);
     const client = taskClient(host.url);
-    const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(scripted({ polls: 5 }))).execution!.id));
+    const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(reference({ polls: 5 }))).execution!.id));
     expect(await host.stop("SIGTERM")).toBe(0);
     expect(host.output()).toContain("stopped");
     for (const id of ids) expect((await events(other.url, id)).at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);

@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { eventually, taskClient, waitForPlugin } from "../helpers/clients.js";
-import { startHost, startScriptedPlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+import { startHost, startReferencePlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 
 const EXECUTIONS = 200;
 let nats: TestNats;
@@ -18,7 +18,7 @@ const goFile = path.join(work, "go");
 
 beforeAll(async () => {
   nats = await startTestNats();
-  sidecar = startScriptedPlugin(nats.url, auditFile, { SCRIPTED_RESYNC_MS: "1000" });
+  sidecar = startReferencePlugin(nats.url, auditFile, { CONFORMANCE_RESYNC_MS: "1000" });
 });
 
 afterAll(async () => {
@@ -35,14 +35,14 @@ function auditLines(call: string): string[] {
 it(`keeps all ${EXECUTIONS} in-flight executions across a SIGKILLed host, with one Create each`, { timeout: 240_000 }, async () => {
   const first = await startHost(nats.url, { "ack-wait-ms": "3000" });
   hosts.push(first);
-  await waitForPlugin(first.url, "scripted");
+  await waitForPlugin(first.url, "conformance-typescript");
   const client = taskClient(first.url);
 
   const ids: string[] = [];
   for (let batch = 0; batch < EXECUTIONS; batch += 25) {
     const created = await Promise.all(
       Array.from({ length: Math.min(25, EXECUTIONS - batch) }, () =>
-        client.createTask({ template: { type: "scripted", typeVersion: 1, custom: { waitForFile: goFile, createDelayMs: 300 } } }),
+        client.createTask({ template: { type: "conformance-typescript", typeVersion: 1, custom: { waitForFile: goFile, createDelayMs: 300 } } }),
       ),
     );
     ids.push(...created.map(({ execution }) => execution!.id));

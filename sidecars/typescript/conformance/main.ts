@@ -1,0 +1,123 @@
+// The TypeScript kit's conformance reference plugin: acts out the task's pluginbridge.conformance.v1.Script,
+// exactly as the comment of proto/pluginbridge/conformance/v1/conformance.proto specifies, so that
+// test/conformance/ can hold every kit to the same behaviour. Runs as the async plugin `conformance-typescript`
+// or, with CONFORMANCE_KIND=sync, as `conformance-sync-typescript`.
+//   node --import tsx sidecars/typescript/conformance/main.ts
+import { appendFileSync } from "node:fs";
+import type { JsonObject } from "@bufbuild/protobuf";
+import {
+  defineAsyncPlugin,
+  defineSyncPlugin,
+  GrpcStatus,
+  phasePermanentFailure,
+  phaseRetryableFailure,
+  phaseRunning,
+  phaseSuccess,
+  PluginError,
+  serve,
+  type PhaseResult,
+  type PluginContext,
+} from "@plugin-bridge/kit";
+import { Behavior, ScriptSchema, type Script } from "@plugin-bridge/protocol/pluginbridge/conformance/v1/conformance_pb.js";
+import { ErrorKind } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import { existsSync } from "node:fs";
+
+const LANGUAGE = "typescript";
+const audit = process.env.CONFORMANCE_AUDIT_FILE;
+const getsByAttempt = new Map<string, number>();
+let instanceId = process.env.PLUGIN_BRIDGE_INSTANCE_ID ?? "";
+
+function record(call: string, ctx: PluginContext<Script>): void {
+  if (audit) appendFileSync(audit, `${call} ${ctx.executionId} ${ctx.attempt} ${instanceId}\n`);
+}
+
+function outputs(ctx: PluginContext<Script>, extra: JsonObject = {}): JsonObject {
+  const result: JsonObject = { language: LANGUAGE, instance: instanceId, echo: ctx.spec.echo, ...extra };
+  if (ctx.spec.outputBytes > 0) result.payload = "x".repeat(ctx.spec.outputBytes);
+  return result;
+}
+
+/** Acts out a behavior: returns a failure phase to report, or undefined to go on and succeed. */
+async function act(behavior: Behavior, ctx: PluginContext<Script>): Promise<PhaseResult | undefined> {
+  const message = ctx.spec.message || "scripted failure";
+  switch (behavior) {
+    case Behavior.UNSPECIFIED:
+    case Behavior.OK:
+      return undefined;
+    case Behavior.HANG:
+      await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      throw new PluginError(GrpcStatus.CANCELLED, "cancelled");
+    case Behavior.CRASH:
+      throw new Error(message);
+    case Behavior.USER_ERROR:
+      throw new PluginError(GrpcStatus.INVALID_ARGUMENT, message);
+    case Behavior.RETRYABLE:
+      return phaseRetryableFailure("Scripted", message, ErrorKind.SYSTEM);
+    case Behavior.PERMANENT:
+      return phasePermanentFailure("Scripted", message, ErrorKind.USER);
+  }
+}
+
+const properties = {
+  // CONFORMANCE_RESYNC_MS is this kit's own addition, for load tests with many executions in flight.
+  resyncInterval: Number(process.env.CONFORMANCE_RESYNC_MS ?? 200),
+  createTimeout: 2_000,
+  getTimeout: 2_000,
+  deleteTimeout: 2_000,
+  doTimeout: 2_000,
+  maxSystemFailures: 2,
+};
+
+const plugin =
+  process.env.CONFORMANCE_KIND === "sync"
+    ? defineSyncPlugin({
+        name: `conformance-sync-${LANGUAGE}`,
+        version: "1.0.0",
+        taskTypes: [{ type: `conformance-sync-${LANGUAGE}`, version: 1 }],
+        specification: ScriptSchema,
+        properties,
+        async do(ctx) {
+          const failed = await act(ctx.spec.do, ctx);
+          record("do", ctx);
+          return failed ?? phaseSuccess(outputs(ctx));
+        },
+      })
+    : defineAsyncPlugin({
+        name: `conformance-${LANGUAGE}`,
+        version: "1.0.0",
+        taskTypes: [{ type: `conformance-${LANGUAGE}`, version: 1 }],
+        specification: ScriptSchema,
+        properties,
+        async create(ctx) {
+          const failed = await act(ctx.spec.create, ctx);
+          if (failed) throw new PluginError(GrpcStatus.INVALID_ARGUMENT, "Create cannot report a phase");
+          if (ctx.spec.createDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, ctx.spec.createDelayMs));
+          record("create", ctx);
+          return { execution: ctx.executionId, attempt: ctx.attempt };
+        },
+        async get(ctx) {
+          const key = `${ctx.executionId}/${ctx.attempt}`;
+          const gets = (getsByAttempt.get(key) ?? 0) + 1;
+          getsByAttempt.set(key, gets);
+          if (ctx.spec.waitForFile && !existsSync(ctx.spec.waitForFile)) {
+            record("get", ctx);
+            return phaseRunning("waiting");
+          }
+          if (gets <= ctx.spec.polls) {
+            record("get", ctx);
+            return phaseRunning("polling");
+          }
+          const failed = await act(ctx.spec.get, ctx);
+          record("get", ctx);
+          return failed ?? phaseSuccess(outputs(ctx, { gets }));
+        },
+        async delete(ctx) {
+          const failed = await act(ctx.spec.delete, ctx);
+          if (failed) throw new PluginError(GrpcStatus.INVALID_ARGUMENT, "Delete cannot report a phase");
+          record("delete", ctx);
+        },
+      });
+
+const handle = await serve(plugin);
+instanceId = handle.instanceId;

@@ -1,0 +1,127 @@
+package kit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The bucket settings are part of the contract with the host and the other kits: whoever comes first
+// creates a bucket, and everyone else opens it as it is, so all sides must keep the same settings.
+const (
+	// PluginsBucket holds one key per live sidecar instance, refreshed by its heartbeat.
+	PluginsBucket = "pb_plugins"
+	// CreatesBucket holds the resource meta of every Create, by plugin, execution and attempt.
+	CreatesBucket = "pb_creates"
+)
+
+var (
+	pluginsBucketConfig = jetstream.KeyValueConfig{
+		Bucket:         PluginsBucket,
+		History:        1,
+		TTL:            15 * time.Second,
+		Storage:        jetstream.FileStorage,
+		LimitMarkerTTL: 5 * time.Second,
+	}
+	createsBucketConfig = jetstream.KeyValueConfig{
+		Bucket:  CreatesBucket,
+		History: 1,
+		TTL:     24 * time.Hour,
+		Storage: jetstream.FileStorage,
+	}
+)
+
+// errNotConnected is what bucket users see while NATS is down: they answer UNAVAILABLE at once instead of
+// hanging until a deadline.
+var errNotConnected = errors.New("NATS is not connected yet")
+
+// natsLink is a NATS connection that may not exist yet. A sidecar may start before NATS: the connection
+// waits for the first connect and reconnects forever, and buckets open once it is up.
+type natsLink struct {
+	conn      *nats.Conn
+	js        jetstream.JetStream
+	connected chan struct{} // closed at the first successful connect
+	once      sync.Once
+	mu        sync.Mutex
+	buckets   map[string]jetstream.KeyValue
+}
+
+func connectNATS(url, name string, log *slog.Logger) (*natsLink, error) {
+	link := &natsLink{connected: make(chan struct{}), buckets: map[string]jetstream.KeyValue{}}
+	markConnected := func(c *nats.Conn) {
+		link.once.Do(func() {
+			log.Info("connected to NATS", "server", c.ConnectedUrlRedacted())
+			close(link.connected)
+		})
+	}
+	conn, err := nats.Connect(url,
+		nats.Name(name),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.ConnectHandler(markConnected),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted())
+			markConnected(c)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "error", err)
+			}
+		}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	if conn.IsConnected() {
+		markConnected(conn)
+	}
+	js, err := jetstream.New(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	link.conn, link.js = conn, js
+	return link, nil
+}
+
+// bucket opens a KV bucket, creating it with cfg when missing; it fails at once while NATS is down. An
+// existing bucket is opened as it is (its settings are not compared), as the host and other kits do.
+func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if !l.conn.IsConnected() {
+		return nil, errNotConnected
+	}
+	l.mu.Lock()
+	kv := l.buckets[cfg.Bucket]
+	l.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
+	kv, err := l.js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = l.js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) { // someone else created it in between
+			kv, err = l.js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.buckets[cfg.Bucket] = kv
+	l.mu.Unlock()
+	return kv, nil
+}
+
+// close flushes and closes the connection, bounded so a dead server cannot hold up shutdown.
+func (l *natsLink) close() {
+	if l.conn.IsConnected() {
+		_ = l.conn.FlushTimeout(2 * time.Second)
+	}
+	l.conn.Close()
+}

@@ -1,0 +1,124 @@
+package kit
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	pb "github.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// TaskType is one (type, type_version) pair a plugin serves, as in TaskTemplate.type and type_version.
+type TaskType struct {
+	Type    string
+	Version int32
+}
+
+// Properties tell the host how to drive the plugin. Zero values take the host's defaults (resync 5 s,
+// Create 30 s, Get 10 s, Delete 30 s, Do 60 s, 5 system failures).
+type Properties struct {
+	ResyncInterval    time.Duration
+	CreateTimeout     time.Duration
+	GetTimeout        time.Duration
+	DeleteTimeout     time.Duration
+	DoTimeout         time.Duration
+	MaxSystemFailures uint32
+}
+
+// Async is a plugin after Flyte's webapi.AsyncPlugin: Create starts remote work and returns what is needed
+// to find it again (its resource meta, of type M), Get reports its phase, Delete stops it.
+//
+// S is the Plugin Specification, a generated message pointer such as *batchv1.BatchJob. M is JSON-encoded
+// into the resource meta the host stores (or passed through untouched when M is []byte); Get and Delete
+// receive it decoded. The plugin itself may keep no state: the host holds the meta.
+type Async[S proto.Message, M any] struct {
+	// Name is unique among plugins, such as "batch": letters, digits, '-' and '_'.
+	Name string
+	// Version is the implementation's version, such as "1.4.0".
+	Version string
+	// TaskTypes are the (type, type_version) pairs served.
+	TaskTypes  []TaskType
+	Properties Properties
+	// Create starts the remote work. The kit runs it at most once per execution attempt, even when the
+	// host retries it, across restarts and across instances.
+	Create func(ctx context.Context, task *Task[S]) (M, error)
+	// Get reports the remote work's phase; return Success(outputs) once it is done.
+	Get func(ctx context.Context, task *Task[S], meta M) (Result, error)
+	// Delete stops the remote work and releases what it holds; it must tolerate work already finished.
+	Delete func(ctx context.Context, task *Task[S], meta M) error
+}
+
+// Sync is a plugin after Flyte's webapi.SyncPlugin: one call runs the whole task.
+type Sync[S proto.Message] struct {
+	Name       string
+	Version    string
+	TaskTypes  []TaskType
+	Properties Properties
+	// Do runs the task to its end and must return a terminal phase: Success, RetryableFailure or
+	// PermanentFailure.
+	Do func(ctx context.Context, task *Task[S]) (Result, error)
+}
+
+// Plugin is an *Async or *Sync plugin, ready for [Serve].
+type Plugin interface {
+	declaration() declaration
+	register(r *registrar)
+}
+
+// declaration is what every plugin declares, whatever its kind and type parameters.
+type declaration struct {
+	name       string
+	version    string
+	taskTypes  []TaskType
+	properties Properties
+	kind       pb.PluginKind
+	spec       protoreflect.MessageDescriptor
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// check fails at start-up, not at the first call, when a declaration cannot work.
+func (d declaration) check() error {
+	if !namePattern.MatchString(d.name) {
+		return fmt.Errorf("plugin name %q must be letters, digits, '-' and '_'", d.name)
+	}
+	if d.version == "" {
+		return fmt.Errorf("plugin %s: Version must not be empty", d.name)
+	}
+	if len(d.taskTypes) == 0 {
+		return fmt.Errorf("plugin %s: TaskTypes must name at least one task type", d.name)
+	}
+	for _, t := range d.taskTypes {
+		if t.Type == "" {
+			return fmt.Errorf("plugin %s: a task type must not be empty", d.name)
+		}
+		if t.Version < 0 {
+			return fmt.Errorf("plugin %s: task type %s has a negative version", d.name, t.Type)
+		}
+	}
+	p := d.properties
+	for _, v := range []time.Duration{p.ResyncInterval, p.CreateTimeout, p.GetTimeout, p.DeleteTimeout, p.DoTimeout} {
+		if v < 0 {
+			return fmt.Errorf("plugin %s: Properties durations must not be negative", d.name)
+		}
+	}
+	return nil
+}
+
+// specDescriptor is the descriptor of S, from its zero value: generated messages answer ProtoReflect on a
+// nil pointer.
+func specDescriptor[S proto.Message]() protoreflect.MessageDescriptor {
+	var zero S
+	return zero.ProtoReflect().Descriptor()
+}
+
+func (p *Async[S, M]) declaration() declaration {
+	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, pb.PluginKind_PLUGIN_KIND_ASYNC, specDescriptor[S]()}
+}
+
+func (p *Sync[S]) declaration() declaration {
+	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, pb.PluginKind_PLUGIN_KIND_SYNC, specDescriptor[S]()}
+}

@@ -1,0 +1,160 @@
+package kit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	pb "github.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// registrar is what a plugin needs to put its service on the server.
+type registrar struct {
+	server  *grpc.Server
+	creates *idempotentCreates
+	log     *slog.Logger
+	err     error
+}
+
+// metadataServer answers Describe with the same descriptor every announcement carries.
+type metadataServer struct {
+	pb.UnimplementedPluginMetadataServiceServer
+	descriptor *pb.PluginDescriptor
+}
+
+func (s metadataServer) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	return &pb.DescribeResponse{Plugin: s.descriptor}, nil
+}
+
+func (p *Async[S, M]) register(r *registrar) {
+	if p.Create == nil || p.Get == nil || p.Delete == nil {
+		r.err = fmt.Errorf("plugin %s: Create, Get and Delete must all be set", p.Name)
+		return
+	}
+	pb.RegisterAsyncPluginServiceServer(r.server, &asyncServer[S, M]{plugin: p, creates: r.creates, log: r.log})
+}
+
+func (p *Sync[S]) register(r *registrar) {
+	if p.Do == nil {
+		r.err = fmt.Errorf("plugin %s: Do must be set", p.Name)
+		return
+	}
+	pb.RegisterSyncPluginServiceServer(r.server, &syncServer[S]{plugin: p, log: r.log})
+}
+
+// asyncServer is AsyncPluginService over an Async plugin, with Create made idempotent.
+type asyncServer[S proto.Message, M any] struct {
+	pb.UnimplementedAsyncPluginServiceServer
+	plugin  *Async[S, M]
+	creates *idempotentCreates
+	log     *slog.Logger
+}
+
+func (s *asyncServer[S, M]) Create(ctx context.Context, req *pb.CreateRequest) (*pb.CreateResponse, error) {
+	// The task is decoded before the idempotency lookup, so a bad custom fails fast with its field.
+	task, err := newTask[S](req.GetContext(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	key := KVKey(s.plugin.Name, task.ExecutionID, task.Attempt)
+	meta, err := s.creates.run(ctx, key, func(ctx context.Context) ([]byte, error) {
+		task.Log.Info("create")
+		m, err := s.plugin.Create(ctx, task)
+		if err != nil {
+			return nil, err
+		}
+		return encodeMeta(m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CreateResponse{ResourceMeta: meta}, nil
+}
+
+func (s *asyncServer[S, M]) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+	task, err := newTask[S](req.GetContext(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := decodeMeta[M](req.GetResourceMeta())
+	if err != nil {
+		return nil, err
+	}
+	result, err := s.plugin.Get(ctx, task, meta)
+	if err != nil {
+		return nil, err
+	}
+	info, outputs, err := phaseResponse(result, "get")
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetResponse{PhaseInfo: info, Outputs: outputs}, nil
+}
+
+func (s *asyncServer[S, M]) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
+	task, err := newTask[S](req.GetContext(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := decodeMeta[M](req.GetResourceMeta())
+	if err != nil {
+		return nil, err
+	}
+	task.Log.Info("delete")
+	if err := s.plugin.Delete(ctx, task, meta); err != nil {
+		return nil, err
+	}
+	return &pb.DeleteResponse{}, nil
+}
+
+// syncServer is SyncPluginService over a Sync plugin.
+type syncServer[S proto.Message] struct {
+	pb.UnimplementedSyncPluginServiceServer
+	plugin *Sync[S]
+	log    *slog.Logger
+}
+
+func (s *syncServer[S]) Do(ctx context.Context, req *pb.DoRequest) (*pb.DoResponse, error) {
+	task, err := newTask[S](req.GetContext(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	result, err := s.plugin.Do(ctx, task)
+	if err != nil {
+		return nil, err
+	}
+	info, outputs, err := phaseResponse(result, "do")
+	if err != nil {
+		return nil, err
+	}
+	// DoResponse carries the end of the task: a non-terminal phase would leave the host nothing to poll.
+	if !IsTerminal(info.GetPhase()) {
+		return nil, Errorf(codes.Internal, "do returned the non-terminal phase %s; sync plugins must finish the task", info.GetPhase())
+	}
+	return &pb.DoResponse{PhaseInfo: info, Outputs: outputs}, nil
+}
+
+// phaseResponse checks and completes what a plugin returned from Get or Do.
+func phaseResponse(result Result, method string) (*pb.PhaseInfo, *structpb.Struct, error) {
+	if result.PhaseInfo == nil {
+		return nil, nil, Errorf(codes.Internal, "%s returned no PhaseInfo; return kit.Success(), kit.Running() ...", method)
+	}
+	if result.PhaseInfo.GetPhase() == pb.Phase_PHASE_UNSPECIFIED {
+		return nil, nil, Errorf(codes.Internal, "%s returned PHASE_UNSPECIFIED", method)
+	}
+	info := result.PhaseInfo
+	if info.OccurredAt == nil {
+		info = proto.Clone(info).(*pb.PhaseInfo)
+		info.OccurredAt = timestamppb.Now()
+	}
+	outputs, err := toStruct(result.Outputs, "outputs")
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, outputs, nil
+}

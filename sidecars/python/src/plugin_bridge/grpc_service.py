@@ -1,0 +1,133 @@
+"""Bridges generated protobuf service descriptors to grpcio, for servers and clients.
+
+protoc's Python output has no gRPC stubs here (the kit ships only ``*_pb2`` modules), so method handlers and
+channel methods are built from ``<file>_pb2.DESCRIPTOR.services_by_name[...]``: the method paths, the message
+classes and the streaming flags all come from the descriptor, never written by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Type
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+
+from .errors import PluginError, status_of
+from .log import KitLogger
+
+#: Called when a plugin call starts; raises PluginError to refuse it (draining), else returns the release
+#: function to call when the call's work is over.
+CallGate = Callable[[], Callable[[], None]]
+
+
+def message_classes(method: MethodDescriptor) -> tuple[Type[Message], Type[Message]]:
+    """The request and response classes of a method (the generated classes when their module is imported)."""
+    return (
+        message_factory.GetMessageClass(method.input_type),
+        message_factory.GetMessageClass(method.output_type),
+    )
+
+
+def method_path(method: MethodDescriptor) -> str:
+    """``/package.Service/Method``, the HTTP/2 path gRPC uses."""
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+class CallInfo:
+    """What a handler knows of its call beyond the request: cancellation and deadline."""
+
+    def __init__(self, cancelled: asyncio.Event, deadline: Optional[float]) -> None:
+        self.cancelled = cancelled
+        self.deadline = deadline
+
+
+Handler = Callable[[Any, CallInfo], Awaitable[Message]]
+
+
+def _deadline_of(context: grpc.aio.ServicerContext) -> Optional[float]:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.time() + remaining
+
+
+def _unary_handler(
+    name: str, handler: Handler, gate: Optional[CallGate], log: Optional[KitLogger]
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    async def serve_call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        # The plugin's work runs in a task of its own, shielded from the RPC: when the caller cancels or its
+        # deadline passes, grpcio cancels this coroutine, and the work sees `cancelled` set instead of being
+        # torn down mid-step (like an AbortSignal in the TS kit). It stays counted as in flight until it ends.
+        try:
+            release = gate() if gate else (lambda: None)
+        except PluginError as error:
+            await context.abort(error.code, error.message)
+            raise  # unreachable: abort raises
+        cancelled = asyncio.Event()
+        work = asyncio.ensure_future(handler(request, CallInfo(cancelled, _deadline_of(context))))
+
+        def finished(task: asyncio.Future[Any]) -> None:
+            release()
+            if not task.cancelled() and task.exception() is not None and cancelled.is_set():
+                # Nobody waits for the answer any more; say what happened instead of losing it.
+                if log:
+                    log.debug("call ended after its caller left", method=name, error=str(task.exception()))
+
+        work.add_done_callback(finished)
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        except grpc.aio.AbortError:
+            raise
+        except BaseException as error:  # noqa: BLE001 - every failure becomes a status, the server keeps going
+            code, message = status_of(error)
+            if code == grpc.StatusCode.INTERNAL and log:
+                log.error("call failed", method=name, error=message, exc_info=error)
+            await context.abort(code, message)
+
+    return serve_call
+
+
+def service_handler(
+    service: ServiceDescriptor,
+    implementation: Mapping[str, Handler],
+    gate: Optional[CallGate] = None,
+    log: Optional[KitLogger] = None,
+) -> grpc.GenericRpcHandler:
+    """A grpcio (asyncio) generic handler for ``service`` whose unary methods call ``implementation[name]``."""
+    handlers: Dict[str, grpc.RpcMethodHandler] = {}
+    for method in service.methods:
+        if method.client_streaming or method.server_streaming:
+            raise ValueError(f"{service.full_name}/{method.name}: only unary methods are served by the kit")
+        handler = implementation.get(method.name)
+        if handler is None:
+            raise ValueError(f"{service.full_name}/{method.name} has no implementation")
+        request_cls, response_cls = message_classes(method)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _unary_handler(method.name, handler, gate, log),
+            request_deserializer=request_cls.FromString,
+            response_serializer=response_cls.SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def client_method(channel: Any, method: MethodDescriptor) -> Any:
+    """A callable for ``method`` on a grpcio channel (sync or aio): unary-unary or unary-stream."""
+    request_cls, response_cls = message_classes(method)
+    if method.client_streaming:
+        raise ValueError(f"{method.full_name}: client streaming is not supported")
+    factory = channel.unary_stream if method.server_streaming else channel.unary_unary
+    return factory(
+        method_path(method),
+        request_serializer=request_cls.SerializeToString,
+        response_deserializer=response_cls.FromString,
+    )
+
+
+def client_methods(channel: Any, service: ServiceDescriptor) -> Dict[str, Any]:
+    """Every method of ``service`` on ``channel``, by method name (``"CreateTask"`` ...)."""
+    return {method.name: client_method(channel, method) for method in service.methods}

@@ -1,0 +1,40 @@
+"""gRPC's standard health service (``grpc.health.v1.Health``, from grpcio-health-checking).
+
+The sidecar announces itself only once it is SERVING, and a draining sidecar turns NOT_SERVING so that whoever
+checks (an operator, Kubernetes, a test) sees it leaving. Status is kept for "" (the server as a whole) and each
+served service name; an unknown name is NOT_FOUND on Check and SERVICE_UNKNOWN on Watch, as the protocol says.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class HealthState:
+    """The served names' statuses over grpcio-health-checking's asyncio servicer."""
+
+    def __init__(self, service_names: Iterable[str]) -> None:
+        self.servicer = health.aio.HealthServicer()
+        self._names = ["", *service_names]
+
+    async def start_not_serving(self) -> None:
+        """Every name known and NOT_SERVING until the server is bound."""
+        for name in self._names:
+            await self.servicer.set(name, NOT_SERVING)
+
+    async def set_all(self, status: int) -> None:
+        for name in self._names:
+            await self.servicer.set(name, status)
+
+    async def enter_shutdown(self) -> None:
+        """NOT_SERVING for good: later `set` calls are ignored."""
+        await self.servicer.enter_graceful_shutdown()
+
+    def add_to(self, server: object) -> None:
+        health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)

@@ -1,0 +1,172 @@
+"""The sidecar's NATS connection and the KV buckets it uses.
+
+A sidecar may start before NATS: the connection is retried until it succeeds and then reconnects forever, and
+the buckets open once it is up. The bucket settings are part of the contract with the host (and the other
+kits): whoever comes first creates a bucket, and everyone else opens it as it is, so all sides must keep the
+same settings (see ``sidecars/typescript/src/nats.ts`` and ``docs/architecture.md`` section 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Dict, Mapping, Optional
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import api
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+from .log import KitLogger
+
+#: One key per live sidecar instance, refreshed by its heartbeat.
+PLUGINS_BUCKET = "pb_plugins"
+#: Exactly what the host and the TS kit create it with: history 1, TTL 15 s, file storage, and server-placed
+#: delete markers (kept 5 s) so watchers see an expired key go. nats-py sends ``limit_marker_ttl`` as the
+#: stream's ``subject_delete_marker_ttl`` and sets ``allow_msg_ttl``, as the JS client does for ``markerTTL``.
+PLUGINS_BUCKET_CONFIG = api.KeyValueConfig(
+    bucket=PLUGINS_BUCKET,
+    history=1,
+    ttl=15.0,
+    storage=api.StorageType.FILE,
+    limit_marker_ttl=5.0,
+)
+
+#: The resource meta of every Create, by plugin, execution and attempt.
+CREATES_BUCKET = "pb_creates"
+CREATES_BUCKET_CONFIG = api.KeyValueConfig(
+    bucket=CREATES_BUCKET,
+    history=1,
+    ttl=24 * 60 * 60.0,
+    storage=api.StorageType.FILE,
+)
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+class NatsUnavailable(Exception):
+    """NATS is not connected (yet, or any more)."""
+
+
+class NatsLink:
+    """A NATS connection that may not exist yet. :meth:`bucket` fails fast while NATS is unreachable, so
+    callers can answer UNAVAILABLE instead of hanging until a deadline."""
+
+    def __init__(self, servers: str, name: str, log: KitLogger) -> None:
+        self.servers = [s.strip() for s in servers.split(",") if s.strip()]
+        self._name = name
+        self._log = log
+        self._client: Optional[NatsClient] = None
+        self._buckets: Dict[str, KeyValue] = {}
+        self._bucket_locks: Dict[str, asyncio.Lock] = {}
+        self._closed = False
+        self._connected = asyncio.Event()
+        self._task: Optional[asyncio.Task[None]] = None
+
+    def start(self) -> None:
+        """Starts connecting in the background."""
+        self._task = asyncio.ensure_future(self._connect_loop())
+
+    async def _connect_loop(self) -> None:
+        attempt = 0
+        while not self._closed:
+            attempt += 1
+            client = NatsClient()
+            try:
+                await client.connect(
+                    servers=self.servers,
+                    name=self._name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                    connect_timeout=2,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+            except Exception as error:  # noqa: BLE001 - retried until the server appears
+                level = self._log.warning if attempt == 1 or attempt % 30 == 0 else self._log.debug
+                level("NATS not reachable yet; retrying", servers=",".join(self.servers), error=str(error) or type(error).__name__)
+                try:
+                    await client.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                await asyncio.sleep(1.0)
+                continue
+            if self._closed:
+                await client.close()
+                return
+            self._client = client
+            self._log.info("connected to NATS", server=str(client.connected_url.geturl() if client.connected_url else ""))
+            self._connected.set()
+            return
+
+    async def _on_error(self, error: Exception) -> None:
+        self._log.debug("NATS error", error=str(error) or type(error).__name__)
+
+    async def _on_disconnected(self) -> None:
+        if not self._closed:
+            self._log.warning("NATS disconnect")
+
+    async def _on_reconnected(self) -> None:
+        self._log.info("NATS reconnect")
+
+    async def connected(self) -> None:
+        """Returns once connected."""
+        await self._connected.wait()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def bucket(self, config: api.KeyValueConfig) -> KeyValue:
+        """Opens (creating if missing) a KV bucket; raises NatsUnavailable at once while NATS is not connected."""
+        client = self._client
+        if client is None or not client.is_connected:
+            raise NatsUnavailable("NATS is not connected")
+        name = config.bucket
+        if name in self._buckets:
+            return self._buckets[name]
+        lock = self._bucket_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name in self._buckets:
+                return self._buckets[name]
+            js = client.jetstream(timeout=5)
+            try:
+                kv = await js.key_value(name)
+            except BucketNotFoundError:
+                try:
+                    kv = await js.create_key_value(config)
+                    self._log.info("created KV bucket", bucket=name)
+                except Exception:  # noqa: BLE001
+                    # Someone else created it between our look and our create (perhaps with other settings):
+                    # open what is there.
+                    kv = await js.key_value(name)
+            self._buckets[name] = kv
+            return kv
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Flushes and closes the connection; bounded so a dead server cannot hold up shutdown."""
+        self._closed = True
+        if self._task and not self._task.done():
+            self._task.cancel()
+        client = self._client
+        if client is None or client.is_closed:
+            return
+        try:
+            await asyncio.wait_for(client.drain(), timeout)
+        except Exception:  # noqa: BLE001 - closing anyway
+            pass
+        if not client.is_closed:
+            try:
+                await asyncio.wait_for(client.close(), 1.0)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def nats_url_from_env(environ: Mapping[str, str]) -> str:
+    """``PLUGIN_BRIDGE_NATS_URL``, else ``NATS_URL``, else the embedded server's default address."""
+    return environ.get("PLUGIN_BRIDGE_NATS_URL") or environ.get("NATS_URL") or DEFAULT_NATS_URL
+
+
+

@@ -1,0 +1,199 @@
+"""What a plugin author declares: identity, the task types served, the Plugin Specification message and the
+methods. :class:`AsyncPlugin` and :class:`SyncPlugin` only check and hold the declaration; :func:`serve`
+turns it into gRPC services.
+
+Methods may be ``async def`` (preferred) or plain functions; a plain function runs on the event loop, so it
+must not block (hand blocking work to a thread, as the ``sql`` example does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Awaitable, Callable, Dict, Generic, Literal, Mapping, Optional, Sequence, TypeVar, Union
+
+from google.protobuf.message import Message
+
+from pluginbridge.v1 import task_pb2
+
+from .log import KitLogger
+from .phases import PhaseResult
+
+SpecT = TypeVar("SpecT", bound=Message)
+
+#: A duration in a declaration: seconds (int or float) or a timedelta.
+Seconds = Union[int, float, timedelta]
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """One (type, type_version) pair the plugin serves, as in TaskTemplate.type and type_version."""
+
+    type: str
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class Properties:
+    """How the host should drive the plugin; durations in seconds (or timedelta). Unset values take the host's
+    defaults (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, 5 system failures)."""
+
+    resync_interval: Optional[Seconds] = None
+    create_timeout: Optional[Seconds] = None
+    get_timeout: Optional[Seconds] = None
+    delete_timeout: Optional[Seconds] = None
+    do_timeout: Optional[Seconds] = None
+    max_system_failures: Optional[int] = None
+
+
+@dataclass
+class PluginContext(Generic[SpecT]):
+    """Everything one plugin call gets."""
+
+    #: ``template.custom``, decoded into the plugin's specification message.
+    spec: SpecT
+    #: The execution's id; with ``attempt``, the idempotency key of the call.
+    execution_id: str
+    #: The attempt, starting at 1.
+    attempt: int
+    #: The task template as submitted.
+    template: task_pb2.TaskTemplate
+    #: The task's inputs, as JSON.
+    inputs: Dict[str, Any]
+    #: Namespace, labels, owner and the like.
+    metadata: task_pb2.TaskExecutionMetadata
+    #: The secrets the template requested, resolved by the host, keyed "group/key".
+    secrets: Dict[str, str]
+    #: Set when the host cancels the call or its deadline passes: stop work and return (or raise).
+    cancelled: asyncio.Event
+    #: The call's deadline as a ``time.time()`` value, or None when the caller set none.
+    deadline: Optional[float]
+    #: The raw TaskContext message, for anything not lifted above.
+    task_context: task_pb2.TaskContext
+    #: Writes to stderr, tagged with the plugin's name; keyword arguments become fields.
+    log: KitLogger
+    #: This sidecar instance's id (as announced).
+    instance_id: str = ""
+
+    def time_remaining(self) -> Optional[float]:
+        """Seconds until the deadline (never negative), or None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.time())
+
+
+Awaitable_ = Union[Awaitable[Any], Any]
+CreateFn = Callable[[PluginContext[Any]], Any]
+GetFn = Callable[[PluginContext[Any], Any], Any]
+DeleteFn = Callable[[PluginContext[Any], Any], Any]
+DoFn = Callable[[PluginContext[Any]], Any]
+
+
+def _seconds(value: Optional[Seconds], what: str, plugin: str) -> None:
+    if value is None:
+        return
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0 or number != number:
+        raise ValueError(f"plugin {plugin}: properties.{what} must be a non-negative number of seconds")
+
+
+@dataclass
+class _Declaration:
+    name: str
+    version: str
+    task_types: Sequence[TaskType]
+    specification: type[Message]
+    properties: Properties = field(default_factory=Properties)
+
+    def _check(self) -> None:
+        # Checked at declaration time so a bad plugin fails when it starts, not at its first call.
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise ValueError(f"plugin name {self.name!r} must be letters, digits, '-' and '_'")
+        if not self.version:
+            raise ValueError(f"plugin {self.name}: version must not be empty")
+        if not self.task_types:
+            raise ValueError(f"plugin {self.name}: task_types must name at least one task type")
+        self.task_types = [t if isinstance(t, TaskType) else TaskType(*t) for t in self.task_types]
+        for task_type in self.task_types:
+            if not task_type.type:
+                raise ValueError(f"plugin {self.name}: a task type must not be empty")
+            if not isinstance(task_type.version, int) or not 0 <= task_type.version <= 2**31 - 1:
+                raise ValueError(f"plugin {self.name}: task type {task_type.type} has an invalid version")
+        if not (isinstance(self.specification, type) and issubclass(self.specification, Message)):
+            raise ValueError(f"plugin {self.name}: specification must be a generated protobuf message class")
+        props = self.properties or Properties()
+        self.properties = props
+        for what in ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout"):
+            _seconds(getattr(props, what), what, self.name)
+        if props.max_system_failures is not None and (
+            not isinstance(props.max_system_failures, int) or props.max_system_failures < 0
+        ):
+            raise ValueError(f"plugin {self.name}: properties.max_system_failures must be a non-negative int")
+
+
+@dataclass
+class AsyncPlugin(_Declaration):
+    """An async plugin, after Flyte's webapi.AsyncPlugin: create remote work, poll it, delete it.
+
+    - ``create(ctx) -> meta``: starts the remote work and returns what is needed to find it again. The kit makes
+      it idempotent by execution id and attempt: it runs at most once per attempt, across restarts and instances.
+    - ``get(ctx, meta) -> PhaseResult``: reports the remote work's phase; return ``phase_success(outputs)`` when done.
+    - ``delete(ctx, meta) -> None``: stops the remote work; must tolerate work that has already finished.
+
+    ``resource_meta="json"`` (default) JSON-encodes what ``create`` returns and hands ``get``/``delete`` the parsed
+    value; ``"bytes"`` passes ``bytes`` through untouched.
+    """
+
+    create: Optional[CreateFn] = None
+    get: Optional[GetFn] = None
+    delete: Optional[DeleteFn] = None
+    resource_meta: Literal["json", "bytes"] = "json"
+    kind: Literal["async"] = field(default="async", init=False)
+
+    def __post_init__(self) -> None:
+        self._check()
+        for method in ("create", "get", "delete"):
+            if not callable(getattr(self, method)):
+                raise ValueError(f"plugin {self.name}: {method} must be a function")
+        if self.resource_meta not in ("json", "bytes"):
+            raise ValueError(f"plugin {self.name}: resource_meta must be 'json' or 'bytes'")
+
+
+@dataclass
+class SyncPlugin(_Declaration):
+    """A sync plugin, after Flyte's webapi.SyncPlugin: ``do(ctx) -> PhaseResult`` runs the whole task and must
+    return a terminal phase (success, retryable or permanent failure)."""
+
+    do: Optional[DoFn] = None
+    kind: Literal["sync"] = field(default="sync", init=False)
+
+    def __post_init__(self) -> None:
+        self._check()
+        if not callable(self.do):
+            raise ValueError(f"plugin {self.name}: do must be a function")
+
+
+Plugin = Union[AsyncPlugin, SyncPlugin]
+
+
+async def call_method(method: Callable[..., Any], *args: Any) -> Any:
+    """Calls a plugin method that may be sync or async."""
+    result = method(*args)
+    if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+        return await result
+    return result
+
+
+__all__ = [
+    "AsyncPlugin",
+    "SyncPlugin",
+    "Plugin",
+    "PluginContext",
+    "Properties",
+    "TaskType",
+    "PhaseResult",
+    "Mapping",
+]

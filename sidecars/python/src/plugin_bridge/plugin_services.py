@@ -1,0 +1,150 @@
+"""The plugin's gRPC services: Describe, and the Async or Sync service, calling the author's methods with a
+decoded :class:`PluginContext` and turning their results into responses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Dict, Mapping, Optional
+
+import grpc
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from pluginbridge.v1 import plugin_pb2, task_pb2
+
+from .context import build_context
+from .errors import PluginError
+from .grpc_service import CallGate, CallInfo, service_handler
+from .idempotency import IdempotentCreates
+from .keys import kv_key
+from .log import KitLogger
+from .meta import decode_resource_meta, encode_resource_meta
+from .phases import PhaseResult, is_terminal_phase
+from .plugin import AsyncPlugin, Plugin, PluginContext, SyncPlugin, call_method
+
+METADATA_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["PluginMetadataService"]
+ASYNC_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["AsyncPluginService"]
+SYNC_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["SyncPluginService"]
+
+
+def _plain_json(value: Optional[Mapping[str, Any]], what: str) -> Optional[Dict[str, Any]]:
+    """A JSON round trip, so any plain value (tuples, ints, None) fits a Struct; the rest is the plugin's bug."""
+    if value is None:
+        return None
+    try:
+        plain = json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError) as error:
+        raise PluginError(grpc.StatusCode.INTERNAL, f"{what} is not JSON: {error}") from None
+    if not isinstance(plain, dict):
+        raise PluginError(grpc.StatusCode.INTERNAL, f"{what} must be a JSON object")
+    return plain
+
+
+def _phase_response(result: Any, method: str) -> tuple[task_pb2.PhaseInfo, Optional[struct_pb2.Struct]]:
+    """Checks and completes what a plugin returned from Get or Do."""
+    if not isinstance(result, PhaseResult) or not isinstance(result.phase_info, task_pb2.PhaseInfo):
+        raise PluginError(
+            grpc.StatusCode.INTERNAL, f"{method} returned no PhaseResult; return phase_success(), phase_running() ..."
+        )
+    info = task_pb2.PhaseInfo()
+    info.CopyFrom(result.phase_info)
+    if info.phase == task_pb2.PHASE_UNSPECIFIED:
+        raise PluginError(grpc.StatusCode.INTERNAL, f"{method} returned PHASE_UNSPECIFIED")
+    if not info.HasField("occurred_at"):
+        now = timestamp_pb2.Timestamp()
+        now.GetCurrentTime()
+        info.occurred_at.CopyFrom(now)
+    outputs_json = _plain_json(result.outputs, "outputs")
+    outputs = None
+    if outputs_json is not None:
+        outputs = struct_pb2.Struct()
+        outputs.update(outputs_json)
+    return info, outputs
+
+
+def metadata_handler(descriptor: plugin_pb2.PluginDescriptor, log: KitLogger) -> grpc.GenericRpcHandler:
+    """Describe: the same descriptor every announcement carries (not gated: a draining sidecar still says what it is)."""
+
+    async def describe(_request: Any, _info: CallInfo) -> plugin_pb2.DescribeResponse:
+        return plugin_pb2.DescribeResponse(plugin=descriptor)
+
+    return service_handler(METADATA_SERVICE, {"Describe": describe}, None, log)
+
+
+class _Contexts:
+    def __init__(self, plugin: Plugin, log: KitLogger, instance_id: str) -> None:
+        self._plugin = plugin
+        self._log = log
+        self._instance_id = instance_id
+
+    def __call__(self, request: Any, info: CallInfo) -> PluginContext[Any]:
+        return build_context(
+            self._plugin.specification,
+            request.context,
+            request.HasField("context"),
+            info.cancelled,
+            info.deadline,
+            self._log,
+            self._instance_id,
+        )
+
+
+def async_handler(
+    plugin: AsyncPlugin,
+    creates: IdempotentCreates,
+    log: KitLogger,
+    gate: CallGate,
+    instance_id: str,
+) -> grpc.GenericRpcHandler:
+    """AsyncPluginService over an async plugin, with Create made idempotent by ``creates``."""
+    context = _Contexts(plugin, log, instance_id)
+    encoding = plugin.resource_meta
+    assert plugin.create and plugin.get and plugin.delete
+
+    async def create(request: plugin_pb2.CreateRequest, info: CallInfo) -> plugin_pb2.CreateResponse:
+        # The context is decoded before the idempotency lookup so a bad `custom` fails fast with its field.
+        ctx = context(request, info)
+        key = kv_key(plugin.name, ctx.execution_id, ctx.attempt)
+
+        async def run_create(cancelled: asyncio.Event) -> bytes:
+            log.info("create", execution=ctx.execution_id, attempt=ctx.attempt)
+            ctx.cancelled = cancelled  # shared by every caller waiting for this Create
+            return encode_resource_meta(encoding, await call_method(plugin.create, ctx))  # type: ignore[arg-type]
+
+        meta = await creates.run(key, info.cancelled, run_create)
+        return plugin_pb2.CreateResponse(resource_meta=meta)
+
+    async def get(request: plugin_pb2.GetRequest, info: CallInfo) -> plugin_pb2.GetResponse:
+        ctx = context(request, info)
+        meta = decode_resource_meta(encoding, request.resource_meta)
+        phase_info, outputs = _phase_response(await call_method(plugin.get, ctx, meta), "get")  # type: ignore[arg-type]
+        return plugin_pb2.GetResponse(phase_info=phase_info, outputs=outputs)
+
+    async def delete(request: plugin_pb2.DeleteRequest, info: CallInfo) -> plugin_pb2.DeleteResponse:
+        ctx = context(request, info)
+        meta = decode_resource_meta(encoding, request.resource_meta)
+        log.info("delete", execution=ctx.execution_id, attempt=ctx.attempt)
+        await call_method(plugin.delete, ctx, meta)  # type: ignore[arg-type]
+        return plugin_pb2.DeleteResponse()
+
+    return service_handler(ASYNC_SERVICE, {"Create": create, "Get": get, "Delete": delete}, gate, log)
+
+
+def sync_handler(plugin: SyncPlugin, log: KitLogger, gate: CallGate, instance_id: str) -> grpc.GenericRpcHandler:
+    """SyncPluginService over a sync plugin."""
+    context = _Contexts(plugin, log, instance_id)
+    assert plugin.do
+
+    async def do(request: plugin_pb2.DoRequest, info: CallInfo) -> plugin_pb2.DoResponse:
+        ctx = context(request, info)
+        phase_info, outputs = _phase_response(await call_method(plugin.do, ctx), "do")  # type: ignore[arg-type]
+        # DoResponse carries the end of the task: a non-terminal phase would leave the host nothing to poll.
+        if not is_terminal_phase(phase_info.phase):
+            raise PluginError(
+                grpc.StatusCode.INTERNAL,
+                f"do returned the non-terminal phase {task_pb2.Phase.Name(phase_info.phase)}; "
+                "sync plugins must finish the task",
+            )
+        return plugin_pb2.DoResponse(phase_info=phase_info, outputs=outputs)
+
+    return service_handler(SYNC_SERVICE, {"Do": do}, gate, log)

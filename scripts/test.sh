@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: the contract checks (buf lint, format, breaking, generated code), the
-# type check, then every test (unit and integration, against real nats-server and sidecar processes).
+# type check, the Go and Python kits' own tests, then every vitest test (unit, integration, conformance of every
+# kit, the language matrix), against real nats-server, host and sidecar processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,14 +23,23 @@ say "generated code matches buf generate"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 $buf generate --output "$scratch"
-if ! diff -r "$scratch/gen/typescript/src" gen/typescript/src >/dev/null; then
-  diff -r "$scratch/gen/typescript/src" gen/typescript/src | head -40 >&2
-  echo "generated code is stale: run 'npm run generate' and commit the result" >&2
-  exit 1
-fi
+$buf generate --template buf.gen.kits.yaml --output "$scratch"
+for generated in gen/typescript/src sidecars/python/gen sidecars/go/gen; do
+  if ! diff -r "$scratch/$generated" "$generated" >/dev/null; then
+    diff -r "$scratch/$generated" "$generated" | head -40 >&2
+    echo "generated code in $generated is stale: run 'npm run generate' and commit the result" >&2
+    exit 1
+  fi
+done
 
 say "tsc --noEmit"
 node_modules/.bin/tsc --noEmit -p tsconfig.json
 
-say "vitest"
+say "go vet and go test (sidecars/go)"
+(cd sidecars/go && go vet ./... && go test -count=1 ./...)
+
+say "pytest (sidecars/python)"
+(cd sidecars/python && ../../.tools/venv/bin/python -m pytest -q)
+
+say "vitest (host, TypeScript kit, conformance of every kit, language matrix)"
 node_modules/.bin/vitest run "$@"

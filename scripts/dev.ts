@@ -9,7 +9,9 @@ import { parseArgs } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createBridgeClient, createBridgeTransport, taskTemplate } from "@plugin-bridge/kit/sdk";
 import { HttpRequestSchema } from "@plugin-bridge/protocol/pluginbridge/plugins/http/v1/http_pb.js";
+import { BatchJobSchema } from "@plugin-bridge/protocol/pluginbridge/plugins/batch/v1/batch_pb.js";
 import { FileSensorSchema } from "@plugin-bridge/protocol/pluginbridge/plugins/sensor/v1/sensor_pb.js";
+import { SqlQuerySchema } from "@plugin-bridge/protocol/pluginbridge/plugins/sql/v1/sql_pb.js";
 import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
 import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
@@ -27,11 +29,25 @@ const dataDir = path.resolve(values["data-dir"]!);
 const natsUrl = `nats://127.0.0.1:${values["nats-port"]}`;
 const baseUrl = `http://127.0.0.1:${values.port}`;
 
+const buildDir = path.join(root, ".tools", "build");
+const python = path.join(root, ".tools", "venv", "bin", "python");
+
 /** Every example sidecar, by language. A language joins this list when its kit lands. */
-const SIDECARS: Array<{ language: string; plugin: string; command: string[] }> = [
+const SIDECARS: Array<{ language: string; plugin: string; command: string[]; env?: NodeJS.ProcessEnv }> = [
   { language: "typescript", plugin: "http", command: [process.execPath, "--import", "tsx", "sidecars/typescript/examples/http/main.ts"] },
   { language: "typescript", plugin: "sensor", command: [process.execPath, "--import", "tsx", "sidecars/typescript/examples/sensor/main.ts"] },
+  { language: "python", plugin: "sql", command: [python, "-m", "plugin_bridge.examples.sql"] },
+  { language: "go", plugin: "batch", command: [path.join(buildDir, "batch")], env: { BATCH_JOBS_DIR: path.join(dataDir, "jobs") } },
 ];
+
+/** Builds what runs compiled: the Go example. */
+async function build(): Promise<void> {
+  mkdirSync(buildDir, { recursive: true });
+  await new Promise<void>((resolve, reject) => {
+    const go = spawn("go", ["build", "-o", path.join(buildDir, "batch"), "./examples/batch"], { cwd: path.join(root, "sidecars", "go"), stdio: "inherit" });
+    go.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`go build exited with ${code}`))));
+  });
+}
 
 const bold = (text: string): string => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
 const say = (text: string): void => void process.stdout.write(`${bold("==>")} ${text}\n`);
@@ -78,6 +94,21 @@ function show(name: string, event: TaskEvent): void {
   if (event.outputs) process.stdout.write(`    ${name} outputs ${JSON.stringify(event.outputs)}\n`);
 }
 
+/** A small SQLite database for the sql sample, written with the kit's Python (Node 20 has no SQLite). */
+async function sqliteFixture(database: string): Promise<void> {
+  const script = [
+    "import sqlite3, sys",
+    "c = sqlite3.connect(sys.argv[1])",
+    "c.execute('CREATE TABLE IF NOT EXISTS fruit (name TEXT PRIMARY KEY, qty INTEGER)')",
+    "c.executemany('INSERT OR REPLACE INTO fruit VALUES (?, ?)', [('apple', 1), ('pear', 3), ('fig', 7)])",
+    "c.commit()",
+  ].join("\n");
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(python, ["-c", script, database], { stdio: "inherit" });
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`creating ${database} failed`))));
+  });
+}
+
 async function main(): Promise<number> {
   mkdirSync(dataDir, { recursive: true });
   say(`starting the host on ${baseUrl} with its own nats-server on ${natsUrl} (data in ${path.relative(root, dataDir)})`);
@@ -86,9 +117,11 @@ async function main(): Promise<number> {
     "--listen-port", values.port!, "--embedded-nats-port", values["nats-port"]!, "--data-dir", dataDir,
   ]);
   const hostExit = new Promise<number>((resolve) => host.once("exit", (code) => resolve(code ?? 1)));
+  say("building the Go example");
+  await build();
   for (const sidecar of SIDECARS) {
     say(`starting the ${sidecar.language} sidecar for ${sidecar.plugin}`);
-    start(`${sidecar.language}/${sidecar.plugin}`, sidecar.command, { PLUGIN_BRIDGE_NATS_URL: natsUrl });
+    start(`${sidecar.language}/${sidecar.plugin}`, sidecar.command, { PLUGIN_BRIDGE_NATS_URL: natsUrl, ...sidecar.env });
   }
 
   const transport = createBridgeTransport({ baseUrl, protocol: "grpc" });
@@ -121,8 +154,26 @@ async function main(): Promise<number> {
   const creator = setTimeout(() => writeFileSync(readyFile, "ready\n"), 3_000);
   const sensorDone = await sensorRun.finally(() => clearTimeout(creator));
 
-  const ok = httpDone.phaseInfo?.phase === Phase.SUCCESS && sensorDone.phaseInfo?.phase === Phase.SUCCESS;
-  say(ok ? "both tasks reached SUCCESS" : "a sample task did not succeed");
+  const database = path.join(dataDir, "fruit.db");
+  await sqliteFixture(database);
+  say("running an async task: the Python sql plugin queries a SQLite database in a worker");
+  const sqlDone = await client.run(
+    taskTemplate(SqlQuerySchema, { type: "sql", version: 1 }, {
+      database,
+      query: "SELECT name, qty FROM fruit WHERE qty >= :least ORDER BY qty",
+      parameters: { least: 2 },
+    }),
+    { onEvent: (event) => show("sql", event) },
+  );
+
+  say("running an async task: the Go batch plugin runs a command as a job in its own process group");
+  const batchDone = await client.run(
+    taskTemplate(BatchJobSchema, { type: "batch", version: 1 }, { command: "sh", args: ["-c", "echo hello from a batch job; uname -s"] }),
+    { onEvent: (event) => show("batch", event) },
+  );
+
+  const ok = [httpDone, sensorDone, sqlDone, batchDone].every((done) => done.phaseInfo?.phase === Phase.SUCCESS);
+  say(ok ? "all four tasks reached SUCCESS" : "a sample task did not succeed");
   if (values.exit) {
     await stopAll();
     return ok ? 0 : 1;

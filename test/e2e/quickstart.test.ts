@@ -13,10 +13,12 @@ it("brings everything up and runs the sample tasks to SUCCESS", { timeout: 120_0
     const code = await Promise.race([job.exited, new Promise((resolve) => setTimeout(() => resolve("timeout"), 100_000))]);
     expect(code, job.output().slice(-3000)).toBe(0);
     const output = job.output();
-    expect(output).toContain("live plugins: http, sensor");
+    expect(output).toContain("live plugins: http, sensor, sql, batch");
     expect(output).toMatch(/http #2 SUCCESS/);
     expect(output).toMatch(/sensor #4 SUCCESS/);
-    expect(output).toContain("both tasks reached SUCCESS");
+    expect(output).toMatch(/sql #\d+ SUCCESS/);
+    expect(output).toMatch(/batch #\d+ SUCCESS/);
+    expect(output).toContain("all four tasks reached SUCCESS");
     expect(output).toMatch(/\[host\].*stopped/);
   } finally {
     await job.stop("SIGTERM");

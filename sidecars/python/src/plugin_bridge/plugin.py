@@ -195,5 +195,5 @@ __all__ = [
     "Properties",
     "TaskType",
     "PhaseResult",
-    "Mapping",
+
 ]

@@ -1,0 +1,6 @@
+"""The conformance reference plugin: ``python -m plugin_bridge.conformance`` (``CONFORMANCE_KIND=sync`` for the
+sync variant)."""
+
+from .plugin import LANGUAGE, act, build_plugin
+
+__all__ = ["LANGUAGE", "act", "build_plugin"]

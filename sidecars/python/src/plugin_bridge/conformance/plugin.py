@@ -1,0 +1,147 @@
+"""The Python kit's conformance reference plugin: acts out the task's ``pluginbridge.conformance.v1.Script``
+exactly as the comment of ``proto/pluginbridge/conformance/v1/conformance.proto`` specifies (and as
+``sidecars/typescript/conformance/main.ts`` does), so one suite can hold every kit to the same behaviour.
+
+Runs as the async plugin ``conformance-python`` or, with ``CONFORMANCE_KIND=sync``, as ``conformance-sync-python``
+(task types of the same names, version 1). Every effective call appends
+``"<call> <execution id> <attempt> <instance id>"`` to ``$CONFORMANCE_AUDIT_FILE`` once it has done its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Dict, Mapping, Optional
+
+import grpc
+
+from pluginbridge.conformance.v1 import conformance_pb2
+from pluginbridge.conformance.v1.conformance_pb2 import Script
+
+from .. import (
+    AsyncPlugin,
+    ErrorKind,
+    PhaseResult,
+    PluginContext,
+    PluginError,
+    Properties,
+    SyncPlugin,
+    TaskType,
+    phase_permanent_failure,
+    phase_retryable_failure,
+    phase_running,
+    phase_success,
+)
+from ..plugin import Plugin
+
+LANGUAGE = "python"
+
+
+def _audit(call: str, ctx: PluginContext[Script]) -> None:
+    path = os.environ.get("CONFORMANCE_AUDIT_FILE")
+    if path:
+        # One short append per line: concurrent writers (several instances) never interleave within a line.
+        with open(path, "a", encoding="utf-8") as audit:
+            audit.write(f"{call} {ctx.execution_id} {ctx.attempt} {ctx.instance_id}\n")
+
+
+def _outputs(ctx: PluginContext[Script], extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    result: Dict[str, Any] = {"language": LANGUAGE, "instance": ctx.instance_id, "echo": ctx.spec.echo}
+    result.update(extra or {})
+    if ctx.spec.output_bytes > 0:
+        result["payload"] = "x" * ctx.spec.output_bytes
+    return result
+
+
+async def act(behavior: int, ctx: PluginContext[Script]) -> Optional[PhaseResult]:
+    """Acts out a behavior: returns a failure phase to report, or None to go on and succeed."""
+    message = ctx.spec.message or "scripted failure"
+    if behavior in (conformance_pb2.BEHAVIOR_UNSPECIFIED, conformance_pb2.BEHAVIOR_OK):
+        return None
+    if behavior == conformance_pb2.BEHAVIOR_HANG:
+        # Never answers in time: even after the call is cancelled it waits 2 s more, so the host always sees its
+        # own deadline pass, never a CANCELLED that raced it on a loaded machine.
+        await ctx.cancelled.wait()
+        await asyncio.sleep(2.0)
+        raise PluginError(grpc.StatusCode.CANCELLED, "cancelled")
+    if behavior == conformance_pb2.BEHAVIOR_CRASH:
+        raise RuntimeError(message)
+    if behavior == conformance_pb2.BEHAVIOR_USER_ERROR:
+        raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, message)
+    if behavior == conformance_pb2.BEHAVIOR_RETRYABLE:
+        return phase_retryable_failure("Scripted", message, ErrorKind.ERROR_KIND_SYSTEM)
+    if behavior == conformance_pb2.BEHAVIOR_PERMANENT:
+        return phase_permanent_failure("Scripted", message, ErrorKind.ERROR_KIND_USER)
+    raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown behavior {behavior}")
+
+
+def _properties() -> Properties:
+    # CONFORMANCE_RESYNC_MS is the kits' own addition (the TS kit has it too), for load tests.
+    return Properties(
+        resync_interval=int(os.environ.get("CONFORMANCE_RESYNC_MS", "200")) / 1000,
+        create_timeout=2,
+        get_timeout=2,
+        delete_timeout=2,
+        do_timeout=2,
+        max_system_failures=2,
+    )
+
+
+def build_plugin(kind: Optional[str] = None) -> Plugin:
+    """The reference plugin; ``kind`` "sync" or "async" (default: $CONFORMANCE_KIND, else async)."""
+    kind = kind or os.environ.get("CONFORMANCE_KIND") or "async"
+    if kind == "sync":
+
+        async def do(ctx: PluginContext[Script]) -> PhaseResult:
+            failed = await act(ctx.spec.do, ctx)
+            _audit("do", ctx)
+            return failed or phase_success(_outputs(ctx))
+
+        return SyncPlugin(
+            name=f"conformance-sync-{LANGUAGE}",
+            version="1.0.0",
+            task_types=[TaskType(f"conformance-sync-{LANGUAGE}", 1)],
+            specification=Script,
+            properties=_properties(),
+            do=do,
+        )
+
+    gets_by_attempt: Dict[str, int] = {}
+
+    async def create(ctx: PluginContext[Script]) -> Dict[str, Any]:
+        if await act(ctx.spec.create, ctx):
+            raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "Create cannot report a phase")
+        if ctx.spec.create_delay_ms > 0:
+            await asyncio.sleep(ctx.spec.create_delay_ms / 1000)
+        _audit("create", ctx)
+        return {"execution": ctx.execution_id, "attempt": ctx.attempt}
+
+    async def get(ctx: PluginContext[Script], _meta: Any) -> PhaseResult:
+        key = f"{ctx.execution_id}/{ctx.attempt}"
+        gets = gets_by_attempt.get(key, 0) + 1
+        gets_by_attempt[key] = gets
+        if ctx.spec.wait_for_file and not os.path.exists(ctx.spec.wait_for_file):
+            _audit("get", ctx)
+            return phase_running("waiting")
+        if gets <= ctx.spec.polls:
+            _audit("get", ctx)
+            return phase_running("polling")
+        failed = await act(ctx.spec.get, ctx)
+        _audit("get", ctx)
+        return failed or phase_success(_outputs(ctx, {"gets": gets}))
+
+    async def delete(ctx: PluginContext[Script], _meta: Any) -> None:
+        if await act(ctx.spec.delete, ctx):
+            raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "Delete cannot report a phase")
+        _audit("delete", ctx)
+
+    return AsyncPlugin(
+        name=f"conformance-{LANGUAGE}",
+        version="1.0.0",
+        task_types=[TaskType(f"conformance-{LANGUAGE}", 1)],
+        specification=Script,
+        properties=_properties(),
+        create=create,
+        get=get,
+        delete=delete,
+    )

@@ -1,0 +1,222 @@
+"""Shared by the kit's tests: a real nats-server, real sidecar processes, grpcio clients built from the
+generated descriptors, NATS KV reads. Every wait is bounded; everything binds loopback or a unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, TypeVar
+
+import grpc
+from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2
+
+from pluginbridge.v1 import plugin_pb2, task_pb2
+
+from plugin_bridge.grpc_service import client_methods
+
+KIT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = KIT_ROOT.parent.parent
+NATS_SERVER = PROJECT_ROOT / ".tools" / "bin" / "nats-server"
+PYTHON = sys.executable
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.1, what: str = "condition") -> T:
+    """Calls ``check`` until it returns a truthy value without raising; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as error:  # noqa: BLE001
+            last = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}" + (f": {last!r}" if last else ""))
+
+
+async def eventually_async(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        try:
+            value = await check()
+            if value:
+                return value
+        except Exception as error:  # noqa: BLE001
+            last = error
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}" + (f": {last!r}" if last else ""))
+
+
+class NatsServer:
+    """A real nats-server with JetStream in a temp dir, on a free loopback port."""
+
+    def __init__(self, workdir: Path, port: Optional[int] = None) -> None:
+        self.port = port or free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        store = workdir / "jetstream"
+        store.mkdir(parents=True, exist_ok=True)
+        config = workdir / "nats.conf"
+        config.write_text(f"max_payload: 8388608\njetstream {{ store_dir: {str(store)!r} }}\n")
+        self.process = subprocess.Popen(
+            [str(NATS_SERVER), "-c", str(config), "-js", "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def listening() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+
+        eventually(listening, 15, what="nats-server to listen")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@dataclass
+class Sidecar:
+    process: subprocess.Popen  # type: ignore[type-arg]
+    endpoint: str
+    instance_id: str
+    log_path: Path
+    _channel: Optional[grpc.Channel] = field(default=None, repr=False)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.endpoint)
+        return self._channel
+
+    def methods(self, service: str) -> Dict[str, Any]:
+        return client_methods(self.channel, plugin_pb2.DESCRIPTOR.services_by_name[service])
+
+    def health(self, service: str = "") -> int:
+        check = self.channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        return check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 40.0) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self, grace: float = 40.0) -> Optional[int]:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                return self.process.wait(5)
+        return self.process.returncode
+
+
+def start_sidecar(
+    module: str,
+    *,
+    nats_url: str,
+    socket_dir: Path,
+    instance_id: str,
+    env: Optional[Dict[str, str]] = None,
+    wait_serving: bool = True,
+) -> Sidecar:
+    """Starts ``python -m <module>`` as a sidecar on a unix socket and waits until health says SERVING."""
+    endpoint = f"unix:{socket_dir / (instance_id + '.sock')}"
+    log_path = socket_dir / f"{instance_id}.log"
+    full_env = {
+        **os.environ,
+        "PLUGIN_BRIDGE_NATS_URL": nats_url,
+        "PLUGIN_BRIDGE_ENDPOINT": endpoint,
+        "PLUGIN_BRIDGE_INSTANCE_ID": instance_id,
+        **(env or {}),
+    }
+    log_file = open(log_path, "ab")
+    process = subprocess.Popen(
+        [PYTHON, "-m", module], env=full_env, stdout=subprocess.DEVNULL, stderr=log_file, cwd=str(socket_dir)
+    )
+    log_file.close()
+    sidecar = Sidecar(process=process, endpoint=endpoint, instance_id=instance_id, log_path=log_path)
+    if wait_serving:
+        def serving() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"sidecar exited with {process.returncode}:\n{sidecar.logs()}")
+            return sidecar.health("") == health_pb2.HealthCheckResponse.SERVING
+
+        try:
+            eventually(serving, 20, what=f"{instance_id} to serve")
+        except AssertionError:
+            sidecar.stop(5)
+            raise AssertionError(f"sidecar {instance_id} did not serve:\n{sidecar.logs()}")
+    return sidecar
+
+
+def short_tempdir(prefix: str) -> Path:
+    """A temp dir with a short path: unix socket paths are limited to about 100 bytes."""
+    base = "/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()
+    return Path(tempfile.mkdtemp(prefix=f"pb-{prefix}-", dir=base))
+
+
+def task_context(
+    execution_id: str,
+    custom: Dict[str, Any],
+    *,
+    attempt: int = 1,
+    task_type: str = "conformance-python",
+) -> task_pb2.TaskContext:
+    """A TaskContext as the host builds it."""
+    struct = struct_pb2.Struct()
+    struct.update(custom)
+    return task_pb2.TaskContext(
+        execution_id=task_pb2.TaskExecutionId(id=execution_id, attempt=attempt),
+        template=task_pb2.TaskTemplate(type=task_type, type_version=1, custom=struct),
+        metadata=task_pb2.TaskExecutionMetadata(namespace="default"),
+    )
+
+
+def audit_lines(path: Path) -> List[List[str]]:
+    if not path.exists():
+        return []
+    return [line.split(" ") for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_in_thread(fn: Callable[[], T]) -> "threading.Thread":
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread

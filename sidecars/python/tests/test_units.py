@@ -1,0 +1,97 @@
+"""Pure functions of the kit, checked without processes."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from pluginbridge.conformance.v1.conformance_pb2 import Script
+from pluginbridge.plugins.http.v1.http_pb2 import HttpRequest
+from pluginbridge.plugins.sql.v1.sql_pb2 import SqlQuery
+from pluginbridge.v1 import task_pb2
+
+from plugin_bridge import (
+    AsyncPlugin,
+    PluginError,
+    Properties,
+    SyncPlugin,
+    TaskType,
+    decode_specification,
+    file_descriptor_set_for,
+    kv_key,
+    phase_permanent_failure,
+    phase_success,
+)
+from plugin_bridge.endpoint import dial_address, parse_endpoint
+from plugin_bridge.meta import decode_resource_meta, encode_resource_meta
+from plugin_bridge.sdk import grpc_target, task_template
+
+
+def test_kv_key_escapes_like_the_typescript_kit() -> None:
+    assert kv_key("sensor", "run.1", 2) == "sensor.run=2E1.2"
+    assert kv_key("a", "") == "a.="
+    assert kv_key("é", "a b", "x=y", "ok_-9") == "=C3=A9.a=20b.x=3Dy.ok_-9"
+
+
+def test_decode_specification_names_the_field() -> None:
+    assert decode_specification(SqlQuery, {"database": "/d", "maxRows": 3.0}).max_rows == 3
+    cases = {
+        "template.custom.max_rows": {"maxRows": "x"},
+        "template.custom.bogus": {"bogus": 1},
+        "template.custom.timeout": {"url": "http://x", "timeout": "abc"},
+    }
+    for prefix, custom in cases.items():
+        cls = HttpRequest if "url" in custom else SqlQuery
+        with pytest.raises(PluginError) as raised:
+            decode_specification(cls, custom)
+        assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert raised.value.message.startswith(prefix + ":"), raised.value.message
+
+
+def test_file_descriptor_set_lists_dependencies_first() -> None:
+    names = [f.name for f in file_descriptor_set_for(HttpRequest).file]
+    assert names == ["google/protobuf/duration.proto", "pluginbridge/plugins/http/v1/http.proto"]
+    assert [f.name for f in file_descriptor_set_for(Script).file] == ["pluginbridge/conformance/v1/conformance.proto"]
+
+
+def test_endpoints() -> None:
+    assert dial_address(parse_endpoint("unix:///tmp/x.sock"), 0) == "unix:/tmp/x.sock"
+    assert dial_address(parse_endpoint(":0"), 4321) == "127.0.0.1:4321"
+    assert dial_address(parse_endpoint("0.0.0.0:5000"), 5000) == "127.0.0.1:5000"
+    with pytest.raises(ValueError):
+        parse_endpoint("nonsense")
+    assert grpc_target("http://127.0.0.1:8080") == "127.0.0.1:8080"
+    assert grpc_target("http://localhost") == "localhost:80"
+
+
+def test_resource_meta_round_trips() -> None:
+    assert decode_resource_meta("json", encode_resource_meta("json", {"id": "ü"})) == {"id": "ü"}
+    assert encode_resource_meta("json", b"\x00raw") == b"\x00raw"
+    assert decode_resource_meta("json", b"\xffraw") == b"\xffraw"
+    assert decode_resource_meta("bytes", b"{}") == b"{}"
+    with pytest.raises(PluginError):
+        encode_resource_meta("bytes", {"not": "bytes"})
+
+
+def test_declarations_are_checked() -> None:
+    async def do(_ctx: object) -> object:
+        return phase_success()
+
+    with pytest.raises(ValueError):
+        SyncPlugin("bad name", "1", [TaskType("t")], SqlQuery, do=do)
+    with pytest.raises(ValueError):
+        SyncPlugin("ok", "1", [], SqlQuery, do=do)
+    with pytest.raises(ValueError):
+        AsyncPlugin("ok", "1", [TaskType("t")], SqlQuery, Properties(resync_interval=-1), create=do, get=do, delete=do)
+    with pytest.raises(ValueError):
+        AsyncPlugin("ok", "1", [TaskType("t")], SqlQuery)  # methods missing
+
+
+def test_phase_constructors_and_templates() -> None:
+    failure = phase_permanent_failure("Bad", "it broke")
+    assert failure.phase_info.phase == task_pb2.PHASE_PERMANENT_FAILURE
+    assert failure.phase_info.error.kind == task_pb2.ERROR_KIND_USER
+    assert failure.phase_info.reason == "it broke"
+    template = task_template(SqlQuery(database="/d", query="q", max_rows=5), "sql", 1)
+    assert (template.type, template.type_version) == ("sql", 1)
+    assert dict(template.custom) == {"database": "/d", "query": "q", "maxRows": 5.0}

@@ -1,7 +1,6 @@
 package kit
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -54,9 +53,4 @@ func panicError(value any) error {
 		return status.Errorf(codes.Internal, "panic: %v", err)
 	}
 	return status.Errorf(codes.Internal, "panic: %v", value)
-}
-
-// isContextError reports whether err is the call's own cancellation or deadline.
-func isContextError(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

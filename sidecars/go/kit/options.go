@@ -45,7 +45,9 @@ func WithInstanceID(id string) Option { return func(s *settings) { s.instanceID 
 func WithDrainTimeout(d time.Duration) Option { return func(s *settings) { s.drainTimeout = d } }
 
 // WithHeartbeatInterval sets how often the announcement is refreshed. Default 3 s.
-func WithHeartbeatInterval(d time.Duration) Option { return func(s *settings) { s.heartbeatInterval = d } }
+func WithHeartbeatInterval(d time.Duration) Option {
+	return func(s *settings) { s.heartbeatInterval = d }
+}
 
 // WithSignals chooses whether [Serve] drains on SIGTERM and SIGINT. Default true.
 func WithSignals(handle bool) Option { return func(s *settings) { s.handleSignals = handle } }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -80,7 +79,7 @@ func Serve(ctx context.Context, plugin Plugin, options ...Option) error {
 
 // Start binds the gRPC server, turns health SERVING, starts announcing (once NATS is reachable) and
 // returns. The caller ends it with Drain or Stop.
-func Start(ctx context.Context, plugin Plugin, options ...Option) (*Server, error) {
+func Start(_ context.Context, plugin Plugin, options ...Option) (*Server, error) {
 	decl := plugin.declaration()
 	if err := decl.check(); err != nil {
 		return nil, err
@@ -146,7 +145,7 @@ func Start(ctx context.Context, plugin Plugin, options ...Option) (*Server, erro
 	listener, err := ep.listen()
 	if err != nil {
 		s.closeLink()
-		return nil, fmt.Errorf("cannot listen on %s: %w", cfg.endpoint, err)
+		return nil, fmt.Errorf("cannot listen: %w", err)
 	}
 	s.endpoint = ep.dialAddress(listener)
 	go func() { s.served <- s.grpc.Serve(listener) }()
@@ -174,7 +173,6 @@ func Start(ctx context.Context, plugin Plugin, options ...Option) (*Server, erro
 		}
 		s.announcer.start()
 	}
-	_ = ctx // reserved: Start itself does not block, so it has nothing to cancel
 	return s, nil
 }
 
@@ -319,5 +317,3 @@ func (g *gate) count() int {
 	defer g.mu.Unlock()
 	return g.inFlight
 }
-
-var _ net.Listener // listeners come from endpoint.listen

@@ -1,0 +1,323 @@
+// Package sdk submits tasks to a plugin-bridge host and follows them: a thin layer over the generated
+// connect-go TaskService client. It speaks gRPC over cleartext HTTP/2 (h2c) by default, as the host's
+// public port serves it, or the Connect protocol.
+package sdk
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"iter"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	pb "github.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1"
+	"github.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1/pluginbridgev1connect"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Protocol is the wire protocol the client speaks to the host.
+type Protocol int
+
+const (
+	// ProtocolGRPC is gRPC over HTTP/2 (h2c for http:// URLs). The default.
+	ProtocolGRPC Protocol = iota
+	// ProtocolConnect is the Connect protocol (binary protobuf).
+	ProtocolConnect
+	// ProtocolGRPCWeb is gRPC-Web.
+	ProtocolGRPCWeb
+)
+
+// Option configures a Client.
+type Option func(*clientSettings)
+
+type clientSettings struct {
+	protocol   Protocol
+	httpClient connect.HTTPClient
+	headers    http.Header
+	extra      []connect.ClientOption
+}
+
+// WithProtocol picks the wire protocol.
+func WithProtocol(p Protocol) Option { return func(s *clientSettings) { s.protocol = p } }
+
+// WithHTTPClient replaces the default HTTP client (h2c and TLS HTTP/2).
+func WithHTTPClient(c connect.HTTPClient) Option { return func(s *clientSettings) { s.httpClient = c } }
+
+// WithHeader adds a header to every request, such as an authorization token.
+func WithHeader(name, value string) Option {
+	return func(s *clientSettings) { s.headers.Add(name, value) }
+}
+
+// WithClientOptions passes connect-go options through (interceptors, compression, read limits ...).
+func WithClientOptions(options ...connect.ClientOption) Option {
+	return func(s *clientSettings) { s.extra = append(s.extra, options...) }
+}
+
+// Client calls a plugin-bridge host's TaskService. Errors are *connect.Error and keep the host's code and
+// message, such as INVALID_ARGUMENT "template.custom.timeout: …" for a bad specification.
+type Client struct {
+	raw pluginbridgev1connect.TaskServiceClient
+}
+
+// NewHTTPClient is the default HTTP client: HTTP/2 only, cleartext (h2c) for http:// and TLS for https://,
+// so gRPC works against the host's one port.
+func NewHTTPClient() *http.Client {
+	var protocols http.Protocols
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{
+		Protocols:           &protocols,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+}
+
+// New returns a client for the host at baseURL, such as "http://127.0.0.1:8080".
+func New(baseURL string, options ...Option) *Client {
+	s := clientSettings{headers: http.Header{}}
+	for _, option := range options {
+		option(&s)
+	}
+	if s.httpClient == nil {
+		s.httpClient = NewHTTPClient()
+	}
+	var connectOptions []connect.ClientOption
+	switch s.protocol {
+	case ProtocolGRPC:
+		connectOptions = append(connectOptions, connect.WithGRPC())
+	case ProtocolGRPCWeb:
+		connectOptions = append(connectOptions, connect.WithGRPCWeb())
+	}
+	if len(s.headers) > 0 {
+		connectOptions = append(connectOptions, connect.WithInterceptors(headerInterceptor(s.headers)))
+	}
+	connectOptions = append(connectOptions, s.extra...)
+	return &Client{raw: pluginbridgev1connect.NewTaskServiceClient(s.httpClient, baseURL, connectOptions...)}
+}
+
+// Raw is the generated client, for anything not wrapped here.
+func (c *Client) Raw() pluginbridgev1connect.TaskServiceClient { return c.raw }
+
+// SubmitOption adds inputs, metadata or an idempotency key to a submission.
+type SubmitOption func(*submission)
+
+type submission struct {
+	inputs         *structpb.Struct
+	metadata       *pb.TaskExecutionMetadata
+	idempotencyKey string
+	onEvent        func(*pb.TaskEvent)
+	err            error
+}
+
+// WithInputs sets the task's inputs; values must fit structpb.NewStruct.
+func WithInputs(inputs map[string]any) SubmitOption {
+	return func(s *submission) {
+		var err error
+		if s.inputs, err = structpb.NewStruct(inputs); err != nil {
+			s.err = err
+		}
+	}
+}
+
+// WithMetadata sets namespace, labels, owner and the like.
+func WithMetadata(m *pb.TaskExecutionMetadata) SubmitOption {
+	return func(s *submission) { s.metadata = m }
+}
+
+// WithNamespace sets the execution's namespace (default "default").
+func WithNamespace(namespace string) SubmitOption {
+	return func(s *submission) {
+		if s.metadata == nil {
+			s.metadata = &pb.TaskExecutionMetadata{}
+		}
+		s.metadata.Namespace = namespace
+	}
+}
+
+// WithIdempotencyKey makes a submission safe to repeat: the same key returns the same execution.
+func WithIdempotencyKey(key string) SubmitOption {
+	return func(s *submission) { s.idempotencyKey = key }
+}
+
+// OnEvent is called by Run for every event, the last one included.
+func OnEvent(f func(*pb.TaskEvent)) SubmitOption { return func(s *submission) { s.onEvent = f } }
+
+func collect(options []SubmitOption) (submission, error) {
+	var s submission
+	for _, option := range options {
+		option(&s)
+	}
+	return s, s.err
+}
+
+// Submit stores a new execution and returns it; the host answers once it is durable.
+func (c *Client) Submit(ctx context.Context, template *pb.TaskTemplate, options ...SubmitOption) (*pb.TaskExecution, error) {
+	s, err := collect(options)
+	if err != nil {
+		return nil, err
+	}
+	response, err := c.raw.CreateTask(ctx, connect.NewRequest(&pb.CreateTaskRequest{
+		Template: template, Inputs: s.inputs, Metadata: s.metadata, IdempotencyKey: s.idempotencyKey,
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return required(response.Msg.GetExecution(), "an execution")
+}
+
+// Watch yields the execution's events from fromSequence (0 or 1: all), recorded ones first, then new ones,
+// and ends after the terminal event. An error ends the sequence.
+func (c *Client) Watch(ctx context.Context, id string, fromSequence uint64) iter.Seq2[*pb.TaskEvent, error] {
+	return func(yield func(*pb.TaskEvent, error) bool) {
+		stream, err := c.raw.WatchTask(ctx, connect.NewRequest(&pb.WatchTaskRequest{Id: id, FromSequence: fromSequence}))
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer stream.Close()
+		for stream.Receive() {
+			if event := stream.Msg().GetEvent(); event != nil && !yield(event, nil) {
+				return
+			}
+		}
+		if err := stream.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// Run submits the task and follows it to the end (ExecuteTask); it returns the terminal event.
+func (c *Client) Run(ctx context.Context, template *pb.TaskTemplate, options ...SubmitOption) (*pb.TaskEvent, error) {
+	s, err := collect(options)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := c.raw.ExecuteTask(ctx, connect.NewRequest(&pb.ExecuteTaskRequest{
+		Template: template, Inputs: s.inputs, Metadata: s.metadata, IdempotencyKey: s.idempotencyKey,
+	}))
+	if err != nil {
+		return nil, err
+	}
+	defer stream.Close()
+	var last *pb.TaskEvent
+	for stream.Receive() {
+		if event := stream.Msg().GetEvent(); event != nil {
+			last = event
+			if s.onEvent != nil {
+				s.onEvent(event)
+			}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return last, err
+	}
+	return required(last, "any event")
+}
+
+// Get returns the execution's current state.
+func (c *Client) Get(ctx context.Context, id string) (*pb.TaskExecution, error) {
+	response, err := c.raw.GetTask(ctx, connect.NewRequest(&pb.GetTaskRequest{Id: id}))
+	if err != nil {
+		return nil, err
+	}
+	return required(response.Msg.GetExecution(), "an execution")
+}
+
+// Abort asks the host to stop the execution (the plugin's Delete runs) and returns its state.
+func (c *Client) Abort(ctx context.Context, id, reason string) (*pb.TaskExecution, error) {
+	response, err := c.raw.AbortTask(ctx, connect.NewRequest(&pb.AbortTaskRequest{Id: id, Reason: reason}))
+	if err != nil {
+		return nil, err
+	}
+	return required(response.Msg.GetExecution(), "an execution")
+}
+
+// ListOptions filter and page List.
+type ListOptions struct {
+	Namespace string
+	Phases    []pb.Phase
+	PageSize  uint32
+	PageToken string
+}
+
+// List returns one page of executions.
+func (c *Client) List(ctx context.Context, options ListOptions) (*pb.ListTasksResponse, error) {
+	response, err := c.raw.ListTasks(ctx, connect.NewRequest(&pb.ListTasksRequest{
+		Namespace: options.Namespace, Phases: options.Phases, PageSize: options.PageSize, PageToken: options.PageToken,
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return response.Msg, nil
+}
+
+// ListAll yields every execution matching the filter, page after page.
+func (c *Client) ListAll(ctx context.Context, options ListOptions) iter.Seq2[*pb.TaskExecution, error] {
+	return func(yield func(*pb.TaskExecution, error) bool) {
+		token := ""
+		for {
+			options.PageToken = token
+			page, err := c.List(ctx, options)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			for _, execution := range page.GetExecutions() {
+				if !yield(execution, nil) {
+					return
+				}
+			}
+			// A host that repeats a token would loop forever; stop rather than trust it.
+			if page.GetNextPageToken() == "" || page.GetNextPageToken() == token {
+				return
+			}
+			token = page.GetNextPageToken()
+		}
+	}
+}
+
+func required[T any](value *T, what string) (*T, error) {
+	if value == nil {
+		return nil, connect.NewError(connect.CodeInternal, errors.New("the host answered without "+what))
+	}
+	return value, nil
+}
+
+func headerInterceptor(headers http.Header) connect.Interceptor {
+	return headerAdder{headers}
+}
+
+type headerAdder struct{ headers http.Header }
+
+func (h headerAdder) set(target http.Header) {
+	for name, values := range h.headers {
+		for _, v := range values {
+			target.Add(name, v)
+		}
+	}
+}
+
+func (h headerAdder) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		h.set(req.Header())
+		return next(ctx, req)
+	}
+}
+
+func (h headerAdder) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		h.set(conn.RequestHeader())
+		return conn
+	}
+}
+
+func (h headerAdder) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}

@@ -322,7 +322,8 @@ export class Executor {
 
   /**
    * Calls the plugin on a live instance; an unreachable instance is skipped for the next one (it may have just
-   * died), so a step only fails when no instance answers.
+   * died), so a step only fails when no instance answers. Once an attempt's remote work exists, its calls go to
+   * the instance that created it while that one lives.
    */
   private async callAnyInstance<T>(
     record: ExecutionRecord,
@@ -333,7 +334,12 @@ export class Executor {
     const context = await this.contextOf(record);
     const tried = new Set<string>();
     let lastError: unknown = new NoInstanceError(`no live instance serves ${type} v${version}`);
-    for (let instance = this.routing.pick(type, version); instance; instance = this.routing.pick(type, version, tried)) {
+    const creator = record.resourceCreated ? record.lastInstanceId : undefined;
+    for (
+      let instance = this.routing.pick(type, version, tried, creator);
+      instance;
+      instance = this.routing.pick(type, version, tried, creator)
+    ) {
       tried.add(instance.instanceId);
       try {
         return { response: await call(instance, context), instance };

@@ -118,14 +118,18 @@ export class RoutingTable {
   }
 
   /**
-   * The next instance for the type and version, round-robin over the candidates, skipping `exclude` (instances
-   * that just failed this step). Undefined when none is left.
+   * The instance for the next call: `prefer` when it is a live, non-draining candidate (the instance that created
+   * an execution's remote work keeps its Gets and Delete, since a plugin may hold that work in memory), otherwise
+   * round-robin over the candidates, skipping `exclude` (instances that just failed this step). Undefined when
+   * none is left.
    */
-  pick(type: string, version: number, exclude: ReadonlySet<string> = new Set()): PluginInstance | undefined {
+  pick(type: string, version: number, exclude: ReadonlySet<string> = new Set(), prefer?: string): PluginInstance | undefined {
     const candidates = this.candidates(type, version)
       .filter((instance) => !exclude.has(instance.instanceId))
       .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
     if (candidates.length === 0) return undefined;
+    const preferred = prefer ? candidates.find((instance) => instance.instanceId === prefer) : undefined;
+    if (preferred) return preferred;
     const key = routeKey(type, version);
     const index = this.nextIndex.get(key) ?? 0;
     this.nextIndex.set(key, index + 1);

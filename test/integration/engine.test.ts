@@ -69,6 +69,17 @@ describe("the step", () => {
     expect(instances).toEqual(new Set(["conformance-a", "conformance-b"]));
   });
 
+  it("sends an execution's Gets to the instance that created its remote work", async () => {
+    const client = taskClient(host.url);
+    const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(reference({ polls: 3 }))).execution!.id));
+    for (const id of ids) expect((await events(host.url, id)).at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);
+    for (const id of ids) {
+      const calls = audit().filter(([, execution]) => execution === id);
+      const creator = calls.find(([call]) => call === "create")![3];
+      expect(calls.filter(([call]) => call === "get").map((fields) => fields[3])).toEqual(Array(4).fill(creator));
+    }
+  });
+
   it("sends the steps of a vanished instance to another one, and drops the instance from the registry", async () => {
     const killed = sidecars.get("conformance-b")!;
     killed.child.kill("SIGKILL");

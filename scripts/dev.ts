@@ -29,7 +29,8 @@ const dataDir = path.resolve(values["data-dir"]!);
 const natsUrl = `nats://127.0.0.1:${values["nats-port"]}`;
 const baseUrl = `http://127.0.0.1:${values.port}`;
 
-const buildDir = path.join(root, ".tools", "build");
+// Its own build directory: tests build the same programs elsewhere, and two builds must never share an output.
+const buildDir = path.join(dataDir, "bin");
 const python = path.join(root, ".tools", "venv", "bin", "python");
 
 /** Every example sidecar, by language. A language joins this list when its kit lands. */

@@ -10,7 +10,7 @@
 //   - makes Create idempotent by execution id and attempt, across retries, restarts and instances, through
 //     the pb_creates KV bucket;
 //   - announces the instance in the pb_plugins KV bucket once it is SERVING, and heartbeats every 3 s;
-//   - drains on SIGTERM/SIGINT: announces draining, turns NOT_SERVING, refuses new calls, lets calls in
+//   - drains on SIGTERM/SIGINT: refuses new calls, turns NOT_SERVING, announces draining, lets calls in
 //     flight finish (up to 30 s), withdraws the announcement and stops.
 //
 // It is the Go twin of the TypeScript kit in sidecars/typescript; where the host or other kits can see a

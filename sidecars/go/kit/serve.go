@@ -43,7 +43,7 @@ type Server struct {
 }
 
 // Serve runs plugin as a sidecar until ctx ends or, unless WithSignals(false), SIGTERM or SIGINT arrives;
-// then it drains (announces draining, NOT_SERVING, refuses new calls, waits for calls in flight up to 30 s,
+// then it drains (refuses new calls, NOT_SERVING, announces draining, waits for calls in flight up to 30 s,
 // withdraws the announcement, stops gRPC, closes NATS) and returns nil. A second signal cuts the wait short.
 // It returns an error when the plugin or the settings are invalid or the endpoint cannot be bound.
 func Serve(ctx context.Context, plugin Plugin, options ...Option) error {

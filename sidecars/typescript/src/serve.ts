@@ -1,6 +1,6 @@
 // Runs a declared plugin as a sidecar: binds the gRPC server, turns health SERVING, then announces itself on
-// NATS and keeps heartbeating. On SIGTERM/SIGINT it drains: announces draining, turns NOT_SERVING, refuses new
-// calls, lets calls in flight finish (bounded), withdraws its announcement, shuts down and exits 0.
+// NATS and keeps heartbeating. On SIGTERM/SIGINT it drains: refuses new calls, turns NOT_SERVING, announces
+// draining, lets calls in flight finish (bounded), withdraws its announcement, shuts down and exits 0.
 import { randomBytes } from "node:crypto";
 import { existsSync, unlinkSync } from "node:fs";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -70,6 +70,8 @@ export interface ServeHandle {
 
 const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+/** The largest gRPC message either way; the same in every kit and in the host's client. */
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 function resolveOptions(plugin: Plugin, options: ServeOptions) {
   const env = process.env;
@@ -147,7 +149,12 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
     log,
   );
 
-  const server = new Server();
+  // The host sends requests of up to its own limit (4 MiB by default, configurable) plus the TaskContext around
+  // them, and accepts 16 MiB answers: grpc-js's 4 MiB default receive limit would refuse the largest requests.
+  const server = new Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+  });
   server.addService(grpcServiceDefinition(PluginMetadataService), metadataService(descriptor));
   if (plugin.kind === "async") {
     server.addService(grpcServiceDefinition(AsyncPluginService), asyncService(plugin, creates, log, gate));
@@ -227,9 +234,10 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (signalled) {
-        log("warn", `${signal} again: stopping without waiting`);
-        void shutdown(false).finally(() => process.exit(1));
-        return;
+        // The drain under way would still wait for calls in flight: a second signal means leave now. The
+        // announcement expires with its ttl.
+        log("warn", `${signal} again: exiting without waiting`);
+        process.exit(1);
       }
       signalled = true;
       log("info", `${signal} received`);

@@ -76,26 +76,29 @@ func (js *jobs) start(spec jobSpec) (*job, error) {
 		return nil, err
 	}
 	j := &job{id: spec.id, dir: dir, logPath: logPath, pid: cmd.Process.Pid, started: time.Now(), done: make(chan struct{})}
-	go func() {
-		j.waitErr = cmd.Wait()
-		j.exitCode = cmd.ProcessState.ExitCode()
-		j.mu.Lock()
-		if j.timer != nil {
-			j.timer.Stop()
-		}
-		j.mu.Unlock()
-		close(j.done)
-	}()
+	// The timer exists before the job can be seen to end, and does nothing once it has: a job that exits first
+	// must never have its (possibly reused) process group signalled or be reported as timed out.
 	if spec.timeout > 0 {
-		j.mu.Lock()
 		j.timer = time.AfterFunc(spec.timeout, func() {
+			select {
+			case <-j.done:
+				return
+			default:
+			}
 			j.mu.Lock()
 			j.timedOut = true
 			j.mu.Unlock()
 			j.kill(killGrace)
 		})
-		j.mu.Unlock()
 	}
+	go func() {
+		j.waitErr = cmd.Wait()
+		j.exitCode = cmd.ProcessState.ExitCode()
+		if j.timer != nil {
+			j.timer.Stop()
+		}
+		close(j.done)
+	}()
 	js.mu.Lock()
 	js.byID[j.id] = j
 	js.mu.Unlock()

@@ -1,8 +1,8 @@
 """Runs a declared plugin as a sidecar.
 
 Binds the gRPC server (grpcio's asyncio server), turns health SERVING, then announces itself on NATS and keeps
-heartbeating. On SIGTERM/SIGINT it drains: announces draining, turns NOT_SERVING, refuses new plugin calls with
-UNAVAILABLE "draining", lets calls in flight finish (bounded), withdraws its announcement, shuts down and
+heartbeating. On SIGTERM/SIGINT it drains: refuses new plugin calls with UNAVAILABLE "draining", turns
+NOT_SERVING, announces draining, lets calls in flight finish (bounded), withdraws its announcement, shuts down and
 returns, so the process exits 0. A second signal stops at once (exit 1).
 """
 

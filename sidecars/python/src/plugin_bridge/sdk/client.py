@@ -3,7 +3,7 @@
 A thin layer over ``pluginbridge.v1.TaskService`` with grpcio: the host serves gRPC over h2c on its one public
 port, so ``http://127.0.0.1:8080`` becomes the insecure target ``127.0.0.1:8080``. Methods are built from the
 service descriptor (no generated stubs). Every failure surfaces as :class:`BridgeError` with the gRPC code and
-the host's message, such as INVALID_ARGUMENT ``template.custom.max_rows: ...`` for a bad specification.
+the host's message, such as INVALID_ARGUMENT ``template.custom.maxRows: ...`` for a bad specification.
 """
 
 from __future__ import annotations

@@ -77,6 +77,9 @@ export function timingOf(descriptor: PluginDescriptor | undefined): PluginTiming
   };
 }
 
+/** Pauses between looks for a record that CreateTask is about to store (about 40 ms in all); undefined: give up. */
+const RECORD_WAITS_MS: Array<number | undefined> = [1, 2, 4, 8, 25, undefined];
+
 /** No live instance serves the execution's type and version right now. */
 class NoInstanceError extends Error {}
 
@@ -98,9 +101,8 @@ export class Executor {
 
   /** Runs one step of the execution named by a work item first queued at `enqueuedAtMs`. */
   async step(executionId: string, enqueuedAtMs: number): Promise<Disposition> {
-    const stored = await this.store.get(executionId);
+    const stored = await this.awaitRecord(executionId);
     if (!stored) {
-      // CreateTask queues the item before it stores the record: give the record a moment to appear.
       if (Date.now() - enqueuedAtMs > this.options.orphanGraceMs) return { kind: "drop", reason: "no record" };
       return { kind: "again", delayMs: 250 };
     }
@@ -113,6 +115,20 @@ export class Executor {
       }
       throw error;
     }
+  }
+
+  /**
+   * The execution's record. CreateTask queues the work item a moment before it stores the record, and a fresh item
+   * reaches a host within a millisecond or two: look again a few times, briefly, before handing the item back for
+   * 250 ms (which every new execution would otherwise pay).
+   */
+  private async awaitRecord(executionId: string): Promise<StoredRecord | undefined> {
+    for (const pauseMs of RECORD_WAITS_MS) {
+      const stored = await this.store.get(executionId);
+      if (stored || pauseMs === undefined) return stored;
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+    return undefined;
   }
 
   private async stepRecord(stored: StoredRecord): Promise<Disposition> {

@@ -43,3 +43,10 @@ say "pytest (sidecars/python)"
 
 say "vitest (host, TypeScript kit, conformance of every kit, language matrix)"
 node_modules/.bin/vitest run "$@"
+
+# The benchmarks' quick mode: it fails only when a run breaks (errors, lost executions), never on timing; the
+# numbers it prints are for reading, docs/benchmarks.md holds the full mode's.
+if [ "$#" -eq 0 ]; then
+  say "benchmarks, quick mode"
+  node --import tsx bench/run.ts --quick
+fi

@@ -1,11 +1,12 @@
 // 4. Takeover: SIGKILL the host while async executions are in flight (each polled every second), start a new
 // host at once, and time until every execution's next Get runs (the plugin records each execution's first Get
-// after the kill). Runs with the default ack_wait (30 s) and, in full mode, also with 5 s.
+// after the kill). Runs with the host's default ack_wait and, in full mode, also with JetStream's default of 30 s.
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { Phase, TaskTemplateSchema } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { createBridgeClient } from "@plugin-bridge/kit/sdk";
+import { DEFAULT_CONFIG } from "../src/config.js";
 import { waitForPlugin } from "../test/helpers/clients.js";
 import { errorText, type BenchContext } from "./lib/context.js";
 import { FinalEvents, NatsProbe } from "./lib/jetstream.js";
@@ -19,7 +20,8 @@ export async function takeover(ctx: BenchContext): Promise<BenchResult> {
   const result = newResult("takeover");
   const quick = ctx.mode === "quick";
   const executions = quick ? 200 : 1_000;
-  const ackWaits = quick ? [5_000] : [30_000, 5_000];
+  // The default first, then JetStream's own default of 30 s for comparison.
+  const ackWaits = quick ? [DEFAULT_CONFIG.ackWaitMs] : [DEFAULT_CONFIG.ackWaitMs, 30_000];
   result.settings = { executions, resyncMs: RESYNC_MS, ackWaitsMs: ackWaits, newHost: "started right after the SIGKILL" };
   for (const ackWaitMs of ackWaits) {
     await once(ctx, result, executions, ackWaitMs);
@@ -28,7 +30,7 @@ export async function takeover(ctx: BenchContext): Promise<BenchResult> {
 }
 
 async function once(ctx: BenchContext, result: BenchResult, executions: number, ackWaitMs: number): Promise<void> {
-  const label = `ack-wait ${ackWaitMs / 1000} s${ackWaitMs === 30_000 ? " (default)" : ""}`;
+  const label = `ack-wait ${ackWaitMs / 1000} s${ackWaitMs === DEFAULT_CONFIG.ackWaitMs ? " (default)" : ""}`;
   const goFile = path.join(tempDir("takeover"), "go");
   const flags = { "ack-wait-ms": String(ackWaitMs) };
   const nats = await startBenchNats();
@@ -86,13 +88,14 @@ async function once(ctx: BenchContext, result: BenchResult, executions: number, 
       {
         bench: "takeover", name: `next step after SIGKILL p50, ${label}`, value: delays.p50, unit: "ms",
         note: `${ids.length} in flight`,
-        chart: { panel: "timing", series: ackWaitMs === 30_000 ? "through the host" : "tuned setting" },
+        chart: { panel: "timing", series: ackWaitMs === DEFAULT_CONFIG.ackWaitMs ? "through the host" : "JetStream's 30 s" },
       },
       {
         bench: "takeover", name: `next step after SIGKILL p99, ${label}`, value: delays.p99, unit: "ms",
         note: `${held} were held by the dead host; new host up in ${secondServingMs} ms`,
-        target: { text: "≤ 10,000 ms", bound: 10_000, kind: "max" },
-        chart: { panel: "timing", series: ackWaitMs === 30_000 ? "through the host" : "tuned setting", target: 10_000 },
+        // The target is the product's, so it applies to the default setting; the 30 s run is for comparison.
+        ...(ackWaitMs === DEFAULT_CONFIG.ackWaitMs ? { target: { text: "≤ 10,000 ms", bound: 10_000, kind: "max" as const } } : {}),
+        chart: { panel: "timing", series: ackWaitMs === DEFAULT_CONFIG.ackWaitMs ? "through the host" : "JetStream's 30 s", target: 10_000 },
       },
       { bench: "takeover", name: `next step after SIGKILL max, ${label}`, value: delays.max, unit: "ms" },
     );

@@ -19,7 +19,10 @@ export interface HostConfig {
   readMaxBytes: number;
   /** Steps this host runs at once. */
   concurrency: number;
-  /** How long a step may go without an in-progress ack before another host takes its work item. */
+  /**
+   * How long a step may go without an in-progress ack before another host takes its work item: the takeover time
+   * after a host dies. Steps send in-progress acks every third of it, so long plugin calls keep their items.
+   */
   ackWaitMs: number;
   /** How long events are kept on the EVENTS stream. */
   eventsMaxAgeMs: number;
@@ -41,7 +44,7 @@ export const DEFAULT_CONFIG: HostConfig = {
   listenPort: 8080,
   readMaxBytes: DEFAULT_READ_MAX_BYTES,
   concurrency: 64,
-  ackWaitMs: 30_000,
+  ackWaitMs: 6_000,
   eventsMaxAgeMs: 7 * 24 * 3600_000,
   orphanGraceMs: 180_000,
   noInstanceRetryMs: 2_000,

@@ -17,8 +17,8 @@ export interface Panel {
 }
 
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1"];
-const WIDTH = 920;
-const LABEL_W = 300;
+const WIDTH = 1000;
+const LABEL_W = 380;
 const VALUE_W = 110;
 const ROW_H = 22;
 const PANEL_GAP = 34;

@@ -57,7 +57,15 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
   let routing: RoutingTable | undefined;
   const clients = new PluginClients();
   try {
-    nc = await connect({ servers: natsUrl, name: "plugin-bridge-host", maxReconnectAttempts: -1, reconnectTimeWait: 1_000 });
+    nc = await connect({
+      servers: natsUrl,
+      name: "plugin-bridge-host",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1_000,
+      // Without this the client builds an Error (with a stack trace) for every request in case it fails; the host's
+      // CPU profile showed ~11 % spent there (docs/benchmarks.md). Errors keep their messages.
+      noAsyncTraces: true,
+    });
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
     const layout = await ensureLayout(nc, jsm, { ackWaitMs: config.ackWaitMs, eventsMaxAgeMs: config.eventsMaxAgeMs });

@@ -81,7 +81,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     await routing.start(layout.plugins);
 
     const store = new ExecutionStore(layout.executions);
-    const events = new EventLog(js);
+    const events = new EventLog(js, nc);
     const work = new WorkQueue(js);
     const secrets = new SecretResolver(config.secretsDir || undefined);
     const maxRecordBytes = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM_BYTES;

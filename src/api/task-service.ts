@@ -14,7 +14,7 @@ import {
   type TaskExecution,
   type TaskService,
 } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
-import type { EventLog } from "../coordination/event-log.js";
+import type { EventLog, LiveEvents } from "../coordination/event-log.js";
 import { RecordExistsError, type ExecutionStore } from "../coordination/execution-store.js";
 import type { WorkQueue } from "../coordination/work-queue.js";
 import type { Executor } from "../machinery/executor.js";
@@ -129,7 +129,14 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     }
   }
 
-  async function createExecution(request: CreateTaskRequest): Promise<{ record: ExecutionRecord; created: boolean }> {
+  /**
+   * Validates and stores a new execution (or finds the one its idempotency key names). `beforeStore` runs once the
+   * new execution's id is known and before anything about it is published.
+   */
+  async function createExecution(
+    request: CreateTaskRequest,
+    beforeStore: (id: string, namespace: string) => void = () => {},
+  ): Promise<{ record: ExecutionRecord; created: boolean }> {
     const namespace = checkNamespace(request.metadata?.namespace ?? "", "metadata.namespace");
     const key = checkIdempotencyKey(request.idempotencyKey);
     checkMetadataMaps(request.metadata);
@@ -167,6 +174,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
         Code.ResourceExhausted,
       );
     }
+    beforeStore(id, namespace);
     // Work item first: a record never exists without one. An item without a record is dropped after a grace time.
     await deps.work.enqueue(id);
     try {
@@ -254,6 +262,36 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     }
   }
 
+  /**
+   * A new execution's events from a subscription made before it was stored: no consumer to create on the hot path
+   * of ExecuteTask. Events are put in sequence order; if the next one does not come within the idle time (a lost
+   * message, or simply a long task), the stream itself takes over from there.
+   */
+  async function* followLive(record: ExecutionRecord, live: LiveEvents, ctx: HandlerContext): AsyncGenerator<TaskEvent> {
+    let next = 1n;
+    const early = new Map<bigint, TaskEvent>();
+    const events = live.events[Symbol.asyncIterator]();
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), idleCheckMs)));
+      const result = await Promise.race([events.next().catch(() => ({ done: true as const, value: undefined })), idle]);
+      clearTimeout(timer);
+      if (ctx.signal.aborted) return;
+      if (result === "idle" || result.done) {
+        live.close();
+        yield* follow(record, next, ctx);
+        return;
+      }
+      if (result.value.sequence >= next) early.set(result.value.sequence, result.value);
+      for (let event = early.get(next); event; event = early.get(next)) {
+        early.delete(next);
+        next += 1n;
+        yield event;
+        if (isFinalPhase(event.phaseInfo?.phase ?? Phase.UNSPECIFIED)) return;
+      }
+    }
+  }
+
   return {
     async createTask(request) {
       const { record, created } = await createExecution(request);
@@ -313,10 +351,17 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
 
     async *executeTask(request, ctx) {
       const { template, inputs, metadata, idempotencyKey } = request;
-      const { record } = await createExecution(
-        create(CreateTaskRequestSchema, { template, inputs, metadata, idempotencyKey }),
-      );
-      for await (const event of follow(record, 1n, ctx)) yield { event };
+      let live: LiveEvents | undefined;
+      try {
+        const { record, created } = await createExecution(
+          create(CreateTaskRequestSchema, { template, inputs, metadata, idempotencyKey }),
+          (id, namespace) => (live = deps.events.listen(namespace, id)),
+        );
+        const events = created && live ? followLive(record, live, ctx) : follow(record, 1n, ctx);
+        for await (const event of events) yield { event };
+      } finally {
+        live?.close();
+      }
     },
   } satisfies ServiceImpl<typeof TaskService> as ServiceImpl<typeof TaskService>;
 }

@@ -94,6 +94,22 @@ describe.each(PROTOCOLS)("over %s", (protocol) => {
   });
 });
 
+describe("ExecuteTask", () => {
+  it("keeps following a task that stays quiet longer than the live subscription waits", async () => {
+    // ExecuteTask follows a new execution through a plain subscription and hands over to the stream after 5 s
+    // without an event: the file appears after 7 s, so the SUCCESS comes through the hand-over.
+    const file = path.join(sensorDir, "quiet.ready");
+    const creator = setTimeout(() => writeFileSync(file, "late"), 7_000);
+    try {
+      const events = await collect(taskClient(host.url).executeTask({ template: sensorTemplate(file) }));
+      expect(events.map((e) => e.sequence)).toEqual([1n, 2n, 3n, 4n]);
+      expect(events.at(-1)?.phaseInfo?.phase).toBe(Phase.SUCCESS);
+    } finally {
+      clearTimeout(creator);
+    }
+  });
+});
+
 describe("with curl and JSON", () => {
   async function curl(method: string, body: unknown): Promise<any> {
     const { stdout } = await run("curl", [

@@ -224,10 +224,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     try {
       let pending = events.next();
       for (;;) {
-        let timer: NodeJS.Timeout | undefined;
-        const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), idleCheckMs)));
-        const result = await Promise.race([pending.catch((error: unknown) => ({ error })), idle]);
-        clearTimeout(timer);
+        const result = await within(pending.catch((error: unknown) => ({ error })), idleCheckMs);
         if (ctx.signal.aborted) return;
         let event: TaskEvent | undefined;
         if (result === "idle") {
@@ -272,10 +269,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     const early = new Map<bigint, TaskEvent>();
     const events = live.events[Symbol.asyncIterator]();
     for (;;) {
-      let timer: NodeJS.Timeout | undefined;
-      const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), idleCheckMs)));
-      const result = await Promise.race([events.next().catch(() => ({ done: true as const, value: undefined })), idle]);
-      clearTimeout(timer);
+      const result = await within(events.next().catch(() => ({ done: true as const, value: undefined })), idleCheckMs);
       if (ctx.signal.aborted) return;
       if (result === "idle" || result.done) {
         live.close();
@@ -364,6 +358,17 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       }
     },
   } satisfies ServiceImpl<typeof TaskService> as ServiceImpl<typeof TaskService>;
+}
+
+/** What `promise` resolves to, or "idle" when it has not resolved within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | "idle"> {
+  let timer: NodeJS.Timeout | undefined;
+  const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), ms)));
+  try {
+    return await Promise.race([promise, idle]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function withNamespace(request: CreateTaskRequest, namespace: string): TaskExecutionMetadata {

@@ -40,8 +40,3 @@ export function eventSubject(namespace: string, executionId: string): string {
 export function eventMessageId(executionId: string, sequence: bigint): string {
   return `${executionId}.${sequence}`;
 }
-
-/** The key of a sidecar instance's announcement. */
-export function pluginKey(pluginName: string, instanceId: string): string {
-  return `${token(pluginName, "plugin name")}.${token(instanceId, "instance id")}`;
-}

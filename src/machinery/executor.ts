@@ -117,6 +117,11 @@ export class Executor {
     }
   }
 
+  /** What a live instance serving the execution's type and version says of the plugin; undefined when none lives. */
+  private descriptorFor(record: ExecutionRecord): PluginDescriptor | undefined {
+    return this.routing.candidates(record.template?.type ?? "", record.template?.typeVersion ?? 0)[0]?.descriptor;
+  }
+
   /**
    * The execution's record. CreateTask queues the work item a moment before it stores the record, and a fresh item
    * reaches a host within a millisecond or two: look again a few times, briefly, before handing the item back for
@@ -141,9 +146,7 @@ export class Executor {
     }
     if (record.abortRequested) return await this.finishAbort(stored);
 
-    const type = record.template?.type ?? "";
-    const version = record.template?.typeVersion ?? 0;
-    const descriptor = this.routing.candidates(type, version)[0]?.descriptor;
+    const descriptor = this.descriptorFor(record);
     const timing = timingOf(descriptor);
     const timeoutMs = durationMs(record.template?.metadata?.timeout, 0);
     const deadlineMs = timeoutMs > 0 ? timestampMs(record.attemptStartedAt) + timeoutMs : Infinity;
@@ -231,7 +234,7 @@ export class Executor {
 
   /** Best effort: Delete remote work that no record holds any more. */
   private async deleteLeftover(record: ExecutionRecord, resourceMeta: Uint8Array): Promise<void> {
-    const timing = timingOf(this.routing.candidates(record.template?.type ?? "", record.template?.typeVersion ?? 0)[0]?.descriptor);
+    const timing = timingOf(this.descriptorFor(record));
     try {
       await this.deleteResource({ ...record, resourceMeta }, timing);
       this.log.info("deleted remote work created after its attempt ended", { execution: record.id, attempt: record.attempt });
@@ -305,8 +308,7 @@ export class Executor {
    */
   private async finishAbort(stored: StoredRecord): Promise<Disposition> {
     const { record } = stored;
-    const descriptor = this.routing.candidates(record.template?.type ?? "", record.template?.typeVersion ?? 0)[0]?.descriptor;
-    const timing = timingOf(descriptor);
+    const timing = timingOf(this.descriptorFor(record));
     let reason = record.abortReason || "aborted";
     if (record.resourceCreated) {
       try {

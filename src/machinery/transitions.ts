@@ -5,7 +5,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import { ErrorKind, Phase, type PhaseInfo } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { TaskEventSchema, type TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
-import { failure, phaseInfo, phaseName } from "./phases.js";
+import { failure, phaseInfo } from "./phases.js";
 
 export interface Transition {
   record: ExecutionRecord;
@@ -135,8 +135,4 @@ export function abortDeleteFailed(current: ExecutionRecord, message: string, max
       next.systemFailures = count;
     },
   );
-}
-
-export function describePhase(info: PhaseInfo | undefined): string {
-  return info ? `${phaseName(info.phase)}${info.reason ? ` (${info.reason})` : ""}` : "none";
 }

@@ -36,8 +36,13 @@ async function main(): Promise<number> {
     process.stderr.write(`run-task: --type must be one of ${Object.keys(SPECIFICATIONS).join(", ")}\n`);
     return 2;
   }
+  const protocol = values.protocol as BridgeProtocol;
+  if (!["connect", "grpc", "grpc-web"].includes(protocol)) {
+    process.stderr.write("run-task: --protocol must be connect, grpc or grpc-web\n");
+    return 2;
+  }
   const spec = fromJsonString(schema, values.spec!);
-  const client = createBridgeClient({ baseUrl: values["base-url"]!, protocol: values.protocol as BridgeProtocol });
+  const client = createBridgeClient({ baseUrl: values["base-url"]!, protocol });
   const final = await client.run(taskTemplate(schema, { type: values.type!, version: 1 }, spec));
   process.stdout.write(toJsonString(TaskEventSchema, final) + "\n");
   return final.phaseInfo?.phase === Phase.SUCCESS ? 0 : 1;

@@ -9,6 +9,7 @@ import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_servic
 import { HealthStatus, WHOLE_SERVER } from "./api/health-service.js";
 import { createRegistryService } from "./api/registry-service.js";
 import { startApiServer, type ApiServer } from "./api/server.js";
+import { DirectSync } from "./api/direct-sync.js";
 import { createTaskService } from "./api/task-service.js";
 import type { HostConfig } from "./config.js";
 import { EventLog } from "./coordination/event-log.js";
@@ -55,6 +56,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
   let api: ApiServer | undefined;
   let worker: Worker | undefined;
   let routing: RoutingTable | undefined;
+  let direct: DirectSync | undefined;
   const clients = new PluginClients();
   try {
     nc = await connect({
@@ -98,6 +100,8 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
 
     const health = new HealthStatus(ServingStatus.NOT_SERVING);
     const apiLog = log.child({ component: "api" });
+    direct = new DirectSync({ store, work, events, executor, log: apiLog });
+    const directRuns = direct;
     api = await startApiServer({
       host: config.listenHost,
       port: config.listenPort,
@@ -115,6 +119,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
           specifications,
           secrets,
           maxRecordBytes,
+          direct: directRuns,
           log: apiLog,
         }));
         router.service(PluginRegistryService, createRegistryService(table));
@@ -134,7 +139,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     throw error;
   }
 
-  const started = { api, worker, routing, nc };
+  const started = { api, worker, routing, nc, direct };
   let stopping: Promise<void> | undefined;
   return {
     url: api.url,
@@ -144,6 +149,8 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       stopping ??= (async () => {
         log.info("stopping: finishing calls and steps in flight");
         await Promise.all([started.api.close(), started.worker.stop(config.shutdownGraceMs)]);
+        // A sync call whose caller left still stores its outcome: NATS must stay up for it.
+        await started.direct.drain(config.shutdownGraceMs);
         started.routing.stop();
         clients.close();
         await started.nc.drain();

@@ -1,5 +1,6 @@
 // TaskService: what SDKs call. Every request is checked before anything is written; CreateTask answers only
-// after the record, its work item and its first event are stored.
+// after the record, its work item and its first event are stored. ExecuteTask on a sync plugin takes the fast
+// path of direct-sync.ts.
 import { createHash, randomBytes } from "node:crypto";
 import { clone, create, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -14,6 +15,7 @@ import {
   type TaskExecution,
   type TaskService,
 } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { PluginKind, type PluginDescriptor } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import type { EventLog, LiveEvents } from "../coordination/event-log.js";
 import { RecordExistsError, type ExecutionStore } from "../coordination/execution-store.js";
 import type { WorkQueue } from "../coordination/work-queue.js";
@@ -24,6 +26,7 @@ import { eventOf } from "../machinery/transitions.js";
 import type { Logger } from "../log.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import { Specifications } from "../registry/specifications.js";
+import type { DirectSync } from "./direct-sync.js";
 import {
   checkExecutionId,
   checkIdempotencyKey,
@@ -45,6 +48,8 @@ export interface TaskServiceDeps {
   maxRecordBytes: number;
   /** A watch with no event for this long looks at the record, in case an event was lost in a crash. */
   watchIdleCheckMs?: number;
+  /** The sync fast path's runs. */
+  direct: DirectSync;
   log: Logger;
 }
 
@@ -104,8 +109,8 @@ export function executionView(record: ExecutionRecord): TaskExecution {
 export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof TaskService> {
   const idleCheckMs = deps.watchIdleCheckMs ?? 5_000;
 
-  /** Finds the plugin for the template and checks `custom` against its specification. */
-  function route(request: CreateTaskRequest): void {
+  /** Finds the plugin for the template and checks `custom` against its specification; returns what it found. */
+  function route(request: CreateTaskRequest): PluginDescriptor | undefined {
     const template = checkTemplate(request.template);
     const candidates = deps.routing.candidates(template.type, template.typeVersion);
     if (candidates.length === 0) {
@@ -127,39 +132,30 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
         throw new ConnectError(`${problem} (template.custom must parse as ${spec.typeName})`, Code.InvalidArgument);
       }
     }
+    return candidates[0]!.descriptor;
   }
 
-  /**
-   * Validates and stores a new execution (or finds the one its idempotency key names). `beforeStore` runs once the
-   * new execution's id is known and before anything about it is published.
-   */
-  async function createExecution(
-    request: CreateTaskRequest,
-    beforeStore: (id: string, namespace: string) => void = () => {},
-  ): Promise<{ record: ExecutionRecord; created: boolean }> {
+  /** Checks a request and builds the new execution's record, QUEUED and not stored; writes nothing. */
+  async function admit(request: CreateTaskRequest): Promise<{ record: ExecutionRecord; descriptor: PluginDescriptor | undefined }> {
     const namespace = checkNamespace(request.metadata?.namespace ?? "", "metadata.namespace");
     const key = checkIdempotencyKey(request.idempotencyKey);
     checkMetadataMaps(request.metadata);
-    route(request);
+    const descriptor = route(request);
     try {
       await deps.secrets.resolve(request.template?.secrets ?? []);
     } catch (error) {
       if (error instanceof SecretNotFoundError) throw new ConnectError(error.message, Code.FailedPrecondition);
       throw error;
     }
-    const digest = digestOf(request, namespace);
-    const id = key ? idForKey(namespace, key) : newExecutionId();
-    const existing = key ? await deps.store.get(id) : undefined;
-    if (existing) return { record: sameRequest(existing.record, digest), created: false };
-
     const now = timestampFromDate(new Date());
     const record = create(ExecutionRecordSchema, {
-      id,
+      id: key ? idForKey(namespace, key) : newExecutionId(),
       template: request.template,
       inputs: request.inputs,
       metadata: withNamespace(request, namespace),
       idempotencyKey: key,
-      requestDigest: digest,
+      // Only a repeated idempotency key is compared with the request it first came with.
+      requestDigest: key ? digestOf(request, namespace) : "",
       attempt: 1,
       phaseInfo: phaseInfo(Phase.QUEUED, "accepted"),
       lastEventSequence: 1n,
@@ -174,7 +170,21 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
         Code.ResourceExhausted,
       );
     }
-    beforeStore(id, namespace);
+    return { record, descriptor };
+  }
+
+  /**
+   * Stores a new execution for the durable path (or finds the one its idempotency key names). `beforeStore` runs
+   * before anything about it is published.
+   */
+  async function storeExecution(
+    record: ExecutionRecord,
+    beforeStore: () => void = () => {},
+  ): Promise<{ record: ExecutionRecord; created: boolean }> {
+    const id = record.id;
+    const existing = record.idempotencyKey ? await deps.store.get(id) : undefined;
+    if (existing) return { record: sameRequest(existing.record, record.requestDigest), created: false };
+    beforeStore();
     // Work item first: a record never exists without one. An item without a record is dropped after a grace time.
     await deps.work.enqueue(id);
     try {
@@ -183,7 +193,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       if (!(error instanceof RecordExistsError)) throw error;
       const raced = await deps.store.get(id); // the same key, submitted concurrently
       if (!raced) throw error;
-      return { record: sameRequest(raced.record, digest), created: false };
+      return { record: sameRequest(raced.record, record.requestDigest), created: false };
     }
     try {
       await deps.events.publish(eventOf(record));
@@ -264,8 +274,8 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
    * of ExecuteTask. Events are put in sequence order; if the next one does not come within the idle time (a lost
    * message, or simply a long task), the stream itself takes over from there.
    */
-  async function* followLive(record: ExecutionRecord, live: LiveEvents, ctx: HandlerContext): AsyncGenerator<TaskEvent> {
-    let next = 1n;
+  async function* followLive(record: ExecutionRecord, live: LiveEvents, from: bigint, ctx: HandlerContext): AsyncGenerator<TaskEvent> {
+    let next = from;
     const early = new Map<bigint, TaskEvent>();
     const events = live.events[Symbol.asyncIterator]();
     for (;;) {
@@ -288,7 +298,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
 
   return {
     async createTask(request) {
-      const { record, created } = await createExecution(request);
+      const { record, created } = await storeExecution((await admit(request)).record);
       return { execution: executionView(record), created };
     },
 
@@ -345,13 +355,24 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
 
     async *executeTask(request, ctx) {
       const { template, inputs, metadata, idempotencyKey } = request;
+      const { record, descriptor } = await admit(create(CreateTaskRequestSchema, { template, inputs, metadata, idempotencyKey }));
       let live: LiveEvents | undefined;
+      const subscribe = (): void => {
+        live = deps.events.listen(record.metadata?.namespace ?? "", record.id);
+      };
       try {
-        const { record, created } = await createExecution(
-          create(CreateTaskRequestSchema, { template, inputs, metadata, idempotencyKey }),
-          (id, namespace) => (live = deps.events.listen(namespace, id)),
-        );
-        const events = created && live ? followLive(record, live, ctx) : follow(record, 1n, ctx);
+        if (descriptor?.kind === PluginKind.SYNC && !record.idempotencyKey) {
+          yield { event: eventOf(record) };
+          // Not bound to ctx.signal: once Do is called, its outcome is stored whether or not the caller waits.
+          const outcome = await deps.direct.run(record, subscribe);
+          for (const event of outcome.events) yield { event };
+          if (!outcome.handedOver || !live) return;
+          const next = (outcome.events.at(-1)?.sequence ?? record.lastEventSequence) + 1n;
+          for await (const event of followLive(record, live, next, ctx)) yield { event };
+          return;
+        }
+        const stored = await storeExecution(record, subscribe);
+        const events = stored.created && live ? followLive(stored.record, live, 1n, ctx) : follow(stored.record, 1n, ctx);
         for await (const event of events) yield { event };
       } finally {
         live?.close();

@@ -151,6 +151,10 @@ export class Executor {
     const timeoutMs = durationMs(record.template?.metadata?.timeout, 0);
     const deadlineMs = timeoutMs > 0 ? timestampMs(record.attemptStartedAt) + timeoutMs : Infinity;
     if (Date.now() >= deadlineMs) return await this.timeOut(stored, timeoutMs, timing);
+    // A counted system failure waits out its backoff, whoever recorded it (a step naks for that long; the sync
+    // fast path hands its record over without a delay).
+    const backoffLeftMs = record.systemFailures > 0 ? timestampMs(record.updatedAt) + backoffMs(record.systemFailures) - Date.now() : 0;
+    if (backoffLeftMs > 0) return { kind: "again", delayMs: Math.min(backoffLeftMs, deadlineMs - Date.now()) };
     const disposition = await this.stepWith(stored, descriptor, timing);
     // Whatever the step wants next, the attempt's deadline comes first: the step after it times the attempt out.
     return disposition.kind === "again"
@@ -270,7 +274,10 @@ export class Executor {
 
   /** Sync: Do runs the whole task. */
   private async do(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
-    const { record } = stored;
+    return await this.commit(stored, await this.doTransition(stored.record, timing));
+  }
+
+  private async doTransition(record: ExecutionRecord, timing: PluginTiming): Promise<Transition> {
     const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
       await this.clients.call(SyncPluginService.method.do, target, { context }, timing.doTimeoutMs),
     );
@@ -278,7 +285,23 @@ export class Executor {
     if (!reported || !isTerminalPhase(reported.phase)) {
       throw new PluginCallError(status.INTERNAL, "Do must return a terminal phase", instance.instanceId);
     }
-    return await this.commit(stored, this.terminal(record, reported, response.outputs));
+    return this.terminal(record, reported, response.outputs);
+  }
+
+  /**
+   * The sync fast path (docs/architecture.md, "Sync fast path"): Do for a new execution that is not stored yet,
+   * called from ExecuteTask. Returns the record to store: final, or (no instance, a system failure, a retry) a
+   * state the durable path continues from. Throws only what a step would leave to redelivery (NATS, bugs).
+   */
+  async doDirect(record: ExecutionRecord): Promise<Transition> {
+    const timing = timingOf(this.descriptorFor(record));
+    let transition: Transition;
+    try {
+      transition = await this.doTransition(record, timing);
+    } catch (error) {
+      transition = this.afterCallError(record, error, timing) ?? { record, events: [] };
+    }
+    return this.fitToStore(record, transition);
   }
 
   private terminal(record: ExecutionRecord, reported: PhaseInfo, outputs: ExecutionRecord["outputs"]): Transition {
@@ -380,22 +403,32 @@ export class Executor {
     });
   }
 
-  /** Turns a failed call into the record's next state: a user failure ends the attempt, a system one is counted. */
+  /** Turns a failed call into the record's next state and stores it. */
   private async onCallError(stored: StoredRecord, error: unknown, timing: PluginTiming): Promise<Disposition> {
-    const { record } = stored;
-    if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+    const transition = this.afterCallError(stored.record, error, timing);
+    if (!transition) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+    const disposition = await this.commit(stored, transition);
+    const failures = transition.record.systemFailures;
+    return disposition.kind === "again" && failures > stored.record.systemFailures
+      ? { kind: "again", delayMs: backoffMs(failures) }
+      : disposition;
+  }
+
+  /**
+   * A failed call's transition: a user failure ends the attempt, a system one is counted. Undefined when no
+   * instance serves the type (nothing to record: look again later). Anything else (NATS, a bug) is thrown.
+   */
+  private afterCallError(record: ExecutionRecord, error: unknown, timing: PluginTiming): Transition | undefined {
+    if (error instanceof NoInstanceError) return undefined;
     if (error instanceof SecretNotFoundError) {
-      return await this.commit(stored, failAttempt(record, failure(Phase.PERMANENT_FAILURE, "SecretNotFound", error.message, ErrorKind.USER)));
+      return failAttempt(record, failure(Phase.PERMANENT_FAILURE, "SecretNotFound", error.message, ErrorKind.USER));
     }
     if (error instanceof PluginCallError && isUserError(error)) {
-      const info = failure(Phase.PERMANENT_FAILURE, `Plugin${codeName(error.code)}`, error.details, ErrorKind.USER);
-      return await this.commit(stored, failAttempt(record, info));
+      return failAttempt(record, failure(Phase.PERMANENT_FAILURE, `Plugin${codeName(error.code)}`, error.details, ErrorKind.USER));
     }
     if (!(error instanceof PluginCallError)) throw error; // NATS or a bug: leave the item to be redelivered
     this.log.warn("plugin call failed", { execution: record.id, instance: error.instanceId, error: error.message });
-    const transition = countSystemFailure(record, error.message, timing.maxSystemFailures);
-    const disposition = await this.commit(stored, transition);
-    return disposition.kind === "again" ? { kind: "again", delayMs: backoffMs(transition.record.systemFailures) } : disposition;
+    return countSystemFailure(record, error.message, timing.maxSystemFailures);
   }
 
   /**
@@ -403,16 +436,19 @@ export class Executor {
    * cannot take (outputs larger than a NATS message) fails the attempt instead of failing every retry forever.
    */
   private async commit(stored: StoredRecord, proposed: Transition): Promise<Disposition> {
-    let transition = proposed;
-    const size = this.store.encodedSize(transition.record);
-    if (size > this.options.maxRecordBytes) {
-      const message = `the execution's state would take ${size} bytes, more than the ${this.options.maxRecordBytes} the store accepts (outputs too large?)`;
-      transition = failAttempt(stored.record, failure(Phase.PERMANENT_FAILURE, "RecordTooLarge", message, ErrorKind.USER));
-    }
+    const transition = this.fitToStore(stored.record, proposed);
     await this.store.update(transition.record, stored.revision);
     await this.publish(transition.events);
     const phase = transition.record.phaseInfo?.phase ?? Phase.UNSPECIFIED;
     return isFinalPhase(phase) ? { kind: "done" } : { kind: "again", delayMs: 0 };
+  }
+
+  /** The transition, or, when its record is larger than the store takes, a failed attempt that says so. */
+  private fitToStore(before: ExecutionRecord, transition: Transition): Transition {
+    const size = this.store.encodedSize(transition.record);
+    if (size <= this.options.maxRecordBytes) return transition;
+    const message = `the execution's state would take ${size} bytes, more than the ${this.options.maxRecordBytes} the store accepts (outputs too large?)`;
+    return failAttempt(before, failure(Phase.PERMANENT_FAILURE, "RecordTooLarge", message, ErrorKind.USER));
   }
 
   private async publish(events: readonly TaskEvent[]): Promise<void> {

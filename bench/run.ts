@@ -12,6 +12,7 @@ import { asyncThroughput } from "./async-throughput.js";
 import { renderChart, type Panel } from "./lib/chart.js";
 import { errorText, type BenchContext, type Mode } from "./lib/context.js";
 import { projectRoot } from "./lib/processes.js";
+import { buildHost } from "../scripts/build.js";
 import { markdownTable, met, newResult, tableRows, textTable, writeJson, type BenchResult, type ChartPanel } from "./lib/report.js";
 import { scale } from "./scale.js";
 import { startup } from "./startup.js";
@@ -58,9 +59,11 @@ for (const name of only) {
 }
 
 const resultsDir = path.join(projectRoot, "bench", "results");
+// The hosts run from the bundle operators run, built now from the sources as they are.
+const hostEntry = await buildHost();
 const ctx: BenchContext = {
   mode,
-  options: { profile: values.profile ?? false, profileDir: path.join(resultsDir, "profiles") },
+  options: { profile: values.profile ?? false, profileDir: path.join(resultsDir, "profiles"), hostEntry },
   log: (message) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`),
 };
 if (ctx.options.profile) mkdirSync(ctx.options.profileDir, { recursive: true });

@@ -6,7 +6,7 @@ import { Phase, TaskTemplateSchema } from "@plugin-bridge/protocol/pluginbridge/
 import { createBridgeClient } from "@plugin-bridge/kit/sdk";
 import { errorText, stopHost, type BenchContext } from "./lib/context.js";
 import { FinalEvents, NatsProbe } from "./lib/jetstream.js";
-import { startBenchHost, startBenchNats, startBenchPlugin } from "./lib/processes.js";
+import { HOST_FROM_SOURCE, startBenchHost, startBenchNats, startBenchPlugin } from "./lib/processes.js";
 import { newResult, type BenchResult } from "./lib/report.js";
 import { sleep, summarize } from "./lib/stats.js";
 
@@ -42,18 +42,22 @@ export async function startup(ctx: BenchContext): Promise<BenchResult> {
     const deadline = Date.now() + 30_000;
     while (!(await plugins.get(`bench-echo.${echo.instanceId}`)) && Date.now() < deadline) await sleep(50);
 
-    const hostTimes: number[] = [];
+    // The bundle (npm run build: what operators run) and, for comparison, the sources through tsx.
+    const hostTimes: Record<"bundle" | "source", number[]> = { bundle: [], source: [] };
     for (let i = 0; i < rounds; i++) {
-      const host = await startBenchHost(nats.url, {}, ctx.options, false);
-      try {
-        const sdk = createBridgeClient({ baseUrl: host.url, protocol: "grpc" });
-        const template = create(TaskTemplateSchema, { type: "bench-echo", typeVersion: 1, custom: { data: "x" } });
-        const acceptedAt = await firstSuccess(() => sdk.submit(template), 60_000, "first task accepted");
-        hostTimes.push(acceptedAt - host.spawnedAt);
-      } catch (error) {
-        result.breakages.push(`host round ${i + 1}: ${errorText(error)}`);
-      } finally {
-        await stopHost(host, ctx, result, `startup host ${i + 1}`);
+      for (const entry of ["bundle", "source"] as const) {
+        const options = entry === "bundle" ? ctx.options : { ...ctx.options, hostEntry: HOST_FROM_SOURCE };
+        const host = await startBenchHost(nats.url, {}, options, false);
+        try {
+          const sdk = createBridgeClient({ baseUrl: host.url, protocol: "grpc" });
+          const template = create(TaskTemplateSchema, { type: "bench-echo", typeVersion: 1, custom: { data: "x" } });
+          const acceptedAt = await firstSuccess(() => sdk.submit(template), 60_000, "first task accepted");
+          hostTimes[entry].push(acceptedAt - host.spawnedAt);
+        } catch (error) {
+          result.breakages.push(`host round ${i + 1} (${entry}): ${errorText(error)}`);
+        } finally {
+          await stopHost(host, ctx, result, `startup host ${i + 1} (${entry})`);
+        }
       }
     }
 
@@ -84,16 +88,21 @@ export async function startup(ctx: BenchContext): Promise<BenchResult> {
       await stopHost(host, ctx, result, "startup host (sidecar rounds)");
     }
 
-    const hosts = summarize(hostTimes);
+    const bundled = summarize(hostTimes.bundle);
+    const fromSource = summarize(hostTimes.source);
     const sidecars = summarize(sidecarTimes);
     const ready = summarize(readyTimes);
     result.details = { ...result.details, hostMs: hostTimes, sidecarFirstCallMs: sidecarTimes, sidecarReadyMs: readyTimes };
-    ctx.log(`  serve → first task accepted: ${hostTimes.join(", ")} ms; sidecar start → first routed call: ${sidecarTimes.join(", ")} ms`);
+    ctx.log(`  serve → first task accepted: bundle ${hostTimes.bundle.join(", ")} ms, from source ${hostTimes.source.join(", ")} ms; sidecar start → first routed call: ${sidecarTimes.join(", ")} ms`);
     result.measurements.push(
       {
-        bench: "startup", name: "serve → first task accepted, median", value: hosts.p50, unit: "ms",
-        note: `${rounds} round(s), max ${hosts.max} ms, NATS already up`,
+        bench: "startup", name: "serve → first task accepted, median", value: bundled.p50, unit: "ms",
+        note: `${rounds} round(s), max ${bundled.max} ms, NATS already up, dist/plugin-bridge.mjs`,
         chart: { panel: "timing", series: "through the host" },
+      },
+      {
+        bench: "startup", name: "serve → first task accepted from source (tsx), median", value: fromSource.p50, unit: "ms",
+        note: `${rounds} round(s), max ${fromSource.max} ms, bin/plugin-bridge.js`,
       },
       {
         bench: "startup", name: "sidecar start → first routed call, median", value: sidecars.p50, unit: "ms",

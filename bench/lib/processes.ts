@@ -11,7 +11,12 @@ export interface BenchOptions {
   /** Pass `--cpu-prof` to every host started, profiles into `profileDir`. */
   profile: boolean;
   profileDir: string;
+  /** The host's entry script: the built bundle (what operators run), or bin/plugin-bridge.js (from source). */
+  hostEntry: string;
 }
+
+/** Running the host from source, through tsx: what `npm run demo` and the tests do. */
+export const HOST_FROM_SOURCE = path.join(projectRoot, "bin", "plugin-bridge.js");
 
 /** A fresh nats-server with JetStream in a temp dir (removed on stop). */
 export async function startBenchNats(): Promise<TestNats> {
@@ -28,8 +33,8 @@ export interface BenchHost extends RunningProcess {
 }
 
 /**
- * `node bin/plugin-bridge.js serve --nats-url … --listen-port <free>` plus `flags`; resolves once it logs
- * "serving". With `profile`, node runs with --cpu-prof (written when the host exits by itself, on SIGTERM).
+ * `node <hostEntry> serve --nats-url … --listen-port <free>` plus `flags`; resolves once it serves. With
+ * `profile`, node runs with --cpu-prof (written when the host exits by itself, on SIGTERM).
  */
 export async function startBenchHost(
   natsUrl: string,
@@ -39,10 +44,10 @@ export async function startBenchHost(
 ): Promise<BenchHost> {
   const port = await freePort();
   const nodeArgs = options.profile ? ["--cpu-prof", "--cpu-prof-dir", options.profileDir] : [];
-  const args = [...nodeArgs, path.join(projectRoot, "bin", "plugin-bridge.js"), "serve", "--nats-url", natsUrl, "--listen-port", String(port)];
+  const args = [...nodeArgs, options.hostEntry, "serve", "--nats-url", natsUrl, "--listen-port", String(port)];
   for (const [flag, value] of Object.entries(flags)) args.push(`--${flag}`, value);
   const spawnedAt = Date.now();
-  const host = run(process.execPath, args, { PLUGIN_BRIDGE_LOG_LEVEL: "warn" });
+  const host = run(process.execPath, args, { PLUGIN_BRIDGE_LOG_LEVEL: process.env.BENCH_HOST_LOG_LEVEL ?? "warn", NODE_OPTIONS: process.env.BENCH_HOST_NODE_OPTIONS ?? "" });
   // "serving" is logged at info; at warn nothing shows, so wait for the port instead.
   const url = `http://127.0.0.1:${port}`;
   if (waitServing) await waitForHttp(url, host, 60_000);

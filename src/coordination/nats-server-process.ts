@@ -6,9 +6,19 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** Where scripts/setup.sh installs the pinned nats-server (see docs/architecture.md). */
-const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const pinnedBinary = path.join(projectRoot, ".tools", "bin", "nats-server");
+/**
+ * Where scripts/setup.sh installs the pinned nats-server (see docs/architecture.md): `.tools/bin` of the project,
+ * found upwards from this module, which runs from `src/coordination/` or bundled in `dist/`.
+ */
+function findPinnedBinary(): string | undefined {
+  let directory = path.dirname(fileURLToPath(import.meta.url));
+  for (let level = 0; level < 4; level++) {
+    const candidate = path.join(directory, ".tools", "bin", "nats-server");
+    if (existsSync(candidate)) return candidate;
+    directory = path.dirname(directory);
+  }
+  return undefined;
+}
 
 export interface NatsServerOptions {
   /** JetStream's storage directory; created if missing. */
@@ -36,8 +46,7 @@ export interface NatsServerProcess {
 export function natsServerBinary(): string {
   const fromEnv = process.env.PLUGIN_BRIDGE_NATS_SERVER;
   if (fromEnv) return fromEnv;
-  if (existsSync(pinnedBinary)) return pinnedBinary;
-  return "nats-server";
+  return findPinnedBinary() ?? "nats-server";
 }
 
 /** Asks the kernel for a free loopback port. Racy by nature; the server start below fails loudly if lost. */

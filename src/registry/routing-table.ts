@@ -28,7 +28,7 @@ export class RoutingTable {
   ) {}
 
   /** Follows the plugins bucket; resolves once the entries present at start are loaded. */
-  async start(bucket: KV): Promise<void> {
+  async start(bucket: KV, loadTimeoutMs = 2_000): Promise<void> {
     const watch = await bucket.watch();
     this.stopWatch = () => watch.stop();
     let initialized!: () => void;
@@ -36,14 +36,16 @@ export class RoutingTable {
     void (async () => {
       for await (const entry of watch) {
         this.apply(entry);
-        if (entry.isUpdate === false && entry.delta === 0) initialized();
+        // Nothing left pending for the watch: the entries present at start are in. (The last of them already
+        // reads isUpdate = true, so that flag cannot tell.)
+        if (entry.delta === 0) initialized();
       }
     })();
     // An empty bucket delivers nothing to mark the end of its history.
     const status = await bucket.status();
     if (status.values === 0) initialized();
     // Never let a slow bucket hold the host's start: routing fills in as entries arrive anyway.
-    await Promise.race([loaded, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+    await Promise.race([loaded, new Promise((resolve) => setTimeout(resolve, loadTimeoutMs).unref())]);
   }
 
   stop(): void {

@@ -1,0 +1,76 @@
+// The routing table's start against a real plugins bucket: it must return once the entries present at start are
+// loaded, not when its fallback time runs out (a host start waited 2 s for that on every start).
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Kvm, type KV } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { PluginAnnouncementSchema } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import { PluginKind } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestNats, type TestNats } from "../../test/helpers/processes.js";
+import { PLUGINS_BUCKET_OPTIONS } from "../coordination/layout.js";
+import { createLogger } from "../log.js";
+import { RoutingTable } from "./routing-table.js";
+
+let nats: TestNats;
+let nc: NatsConnection;
+const log = createLogger({ level: "error", write: () => {} });
+/** Far beyond the test's own timeout: a start that waits for it fails the test. */
+const NEVER_MS = 10 * 60_000;
+
+beforeAll(async () => {
+  nats = await startTestNats();
+  nc = await connect({ servers: nats.url });
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await nats?.stop();
+});
+
+function announcement(instanceId: string, type: string): Uint8Array {
+  return toBinary(PluginAnnouncementSchema, create(PluginAnnouncementSchema, {
+    ttlSeconds: 60,
+    instance: {
+      instanceId,
+      endpoint: "127.0.0.1:1",
+      heartbeatAt: timestampFromDate(new Date()),
+      descriptor: { name: type, version: "1.0.0", kind: PluginKind.SYNC, taskTypes: [{ type, version: 1 }] },
+    },
+  }));
+}
+
+async function bucket(name: string): Promise<KV> {
+  return await new Kvm(nc).create(name, PLUGINS_BUCKET_OPTIONS);
+}
+
+describe("RoutingTable.start", () => {
+  it("returns once the announcements present at start are loaded, deleted keys included", { timeout: 15_000 }, async () => {
+    const plugins = await bucket("routing_loaded");
+    await plugins.put("a.one", announcement("one", "a"));
+    await plugins.put("b.two", announcement("two", "b"));
+    await plugins.put("c.three", announcement("three", "c"));
+    await plugins.delete("c.three");
+    const table = new RoutingTable(log);
+    try {
+      await table.start(plugins, NEVER_MS);
+      expect(table.live().map((instance) => instance.instanceId).sort()).toEqual(["one", "two"]);
+    } finally {
+      table.stop();
+    }
+  });
+
+  it("returns at once from an empty bucket and still sees later announcements", { timeout: 15_000 }, async () => {
+    const plugins = await bucket("routing_empty");
+    const table = new RoutingTable(log);
+    try {
+      await table.start(plugins, NEVER_MS);
+      expect(table.live()).toEqual([]);
+      await plugins.put("a.late", announcement("late", "a"));
+      for (let i = 0; i < 100 && table.live().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(table.candidates("a", 1).map((instance) => instance.instanceId)).toEqual(["late"]);
+    } finally {
+      table.stop();
+    }
+  });
+});

@@ -10,6 +10,7 @@ import { startHost, startReferencePlugin, startTestNats, tempDir, type RunningPr
 
 let nats: TestNats;
 let host: TestHost;
+const spareHosts: TestHost[] = [];
 const sidecars = new Map<string, RunningProcess>();
 const work = tempDir("engine");
 const auditFile = path.join(work, "audit.log");
@@ -30,6 +31,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([...sidecars.values()].map((sidecar) => sidecar.stop()));
+  await Promise.all(spareHosts.map((spare) => spare.stop()));
   await host?.stop();
   await nats?.stop();
 });
@@ -100,6 +102,7 @@ describe("the step", () => {
 describe("SIGTERM", () => {
   it("stops the host with exit code 0 and leaves its executions to the next host", async () => {
     const other = await startHost(nats.url);
+    spareHosts.push(other); // stopped in afterAll even if this test fails before it takes over
     const client = taskClient(host.url);
     const ids = await Promise.all(Array.from({ length: 10 }, async () => (await client.createTask(reference({ polls: 5 }))).execution!.id));
     expect(await host.stop("SIGTERM")).toBe(0);

@@ -24,6 +24,7 @@ import {
 const SYNC_TYPE = "conformance-sync-typescript";
 let nats: TestNats;
 let host: TestHost;
+const spareHosts: TestHost[] = [];
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 let slowTarget: Server;
@@ -51,6 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(sidecars.map((sidecar) => sidecar.stop()));
+  await Promise.all(spareHosts.map((spare) => spare.stop()));
   await host?.stop();
   await nc?.close();
   await nats?.stop();
@@ -153,6 +155,7 @@ describe("ExecuteTask on a sync plugin", () => {
 describe("a host told to stop during a sync call whose caller has left", () => {
   it("stores the call's outcome before it exits", async () => {
     const other = await startHost(nats.url);
+    spareHosts.push(other); // stopped in afterAll even if this test fails before it takes over
     const leave = new AbortController();
     let id = "";
     try {

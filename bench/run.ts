@@ -11,7 +11,7 @@ import { natsServerBinary } from "../src/coordination/nats-server-process.js";
 import { asyncThroughput } from "./async-throughput.js";
 import { renderChart, type Panel } from "./lib/chart.js";
 import { errorText, type BenchContext, type Mode } from "./lib/context.js";
-import { projectRoot } from "./lib/processes.js";
+import { HOST_FROM_SOURCE, projectRoot } from "./lib/processes.js";
 import { buildHost } from "../scripts/build.js";
 import { markdownTable, met, newResult, tableRows, textTable, writeJson, type BenchResult, type ChartPanel } from "./lib/report.js";
 import { scale } from "./scale.js";
@@ -44,7 +44,7 @@ if (values.help) {
   --quick    small counts, under 3 minutes (default when BENCH_QUICK=1)
   --full     the counts of the issue (default otherwise)
   --only     run only these benchmarks
-  --profile  run every host with node --cpu-prof (bench/results/profiles) and summarize the profiles
+  --profile  run every host from source with node --cpu-prof (bench/results/profiles) and summarize the profiles
 `);
   process.exit(0);
 }
@@ -59,8 +59,9 @@ for (const name of only) {
 }
 
 const resultsDir = path.join(projectRoot, "bench", "results");
-// The hosts run from the bundle operators run, built now from the sources as they are.
-const hostEntry = await buildHost();
+// The hosts run from the bundle operators run, built now from the sources as they are; when profiling, from the
+// sources themselves, so that the profile can say which package the time went to (a bundle is one file).
+const hostEntry = values.profile ? HOST_FROM_SOURCE : await buildHost();
 const ctx: BenchContext = {
   mode,
   options: { profile: values.profile ?? false, profileDir: path.join(resultsDir, "profiles"), hostEntry },

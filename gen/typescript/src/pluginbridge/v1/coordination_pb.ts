@@ -6,7 +6,7 @@ import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { PluginInstance } from "./plugin_pb.js";
+import type { PluginInstance, PluginState } from "./plugin_pb.js";
 import { file_pluginbridge_v1_plugin } from "./plugin_pb.js";
 import type { PhaseInfo, TaskExecutionMetadata, TaskTemplate } from "./task_pb.js";
 import { file_pluginbridge_v1_task } from "./task_pb.js";
@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file pluginbridge/v1/coordination.proto.
  */
 export const file_pluginbridge_v1_coordination: GenFile = /*@__PURE__*/
-  fileDesc("CiJwbHVnaW5icmlkZ2UvdjEvY29vcmRpbmF0aW9uLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiXAoSUGx1Z2luQW5ub3VuY2VtZW50EjEKCGluc3RhbmNlGAEgASgLMh8ucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkluc3RhbmNlEhMKC3R0bF9zZWNvbmRzGAIgASgNIlEKCFdvcmtJdGVtEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIvCgtlbnF1ZXVlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilQUKD0V4ZWN1dGlvblJlY29yZBIKCgJpZBgBIAEoCRIvCgh0ZW1wbGF0ZRgCIAEoCzIdLnBsdWdpbmJyaWRnZS52MS5UYXNrVGVtcGxhdGUSJwoGaW5wdXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI4CghtZXRhZGF0YRgEIAEoCzImLnBsdWdpbmJyaWRnZS52MS5UYXNrRXhlY3V0aW9uTWV0YWRhdGESFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEhYKDnJlcXVlc3RfZGlnZXN0GAYgASgJEg8KB2F0dGVtcHQYByABKA0SLgoKcGhhc2VfaW5mbxgIIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFQoNcmVzb3VyY2VfbWV0YRgKIAEoDBIYChByZXNvdXJjZV9jcmVhdGVkGAsgASgIEhcKD3N5c3RlbV9mYWlsdXJlcxgMIAEoDRIXCg9hYm9ydF9yZXF1ZXN0ZWQYDSABKAgSFAoMYWJvcnRfcmVhc29uGA4gASgJEhsKE2xhc3RfZXZlbnRfc2VxdWVuY2UYDyABKAQSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSYXR0ZW1wdF9zdGFydGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBsYXN0X2luc3RhbmNlX2lkGBMgASgJYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_plugin, file_pluginbridge_v1_task]);
+  fileDesc("CiJwbHVnaW5icmlkZ2UvdjEvY29vcmRpbmF0aW9uLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiXAoSUGx1Z2luQW5ub3VuY2VtZW50EjEKCGluc3RhbmNlGAEgASgLMh8ucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkluc3RhbmNlEhMKC3R0bF9zZWNvbmRzGAIgASgNIlEKCFdvcmtJdGVtEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIvCgtlbnF1ZXVlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAYKD0V4ZWN1dGlvblJlY29yZBIKCgJpZBgBIAEoCRIvCgh0ZW1wbGF0ZRgCIAEoCzIdLnBsdWdpbmJyaWRnZS52MS5UYXNrVGVtcGxhdGUSJwoGaW5wdXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI4CghtZXRhZGF0YRgEIAEoCzImLnBsdWdpbmJyaWRnZS52MS5UYXNrRXhlY3V0aW9uTWV0YWRhdGESFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEhYKDnJlcXVlc3RfZGlnZXN0GAYgASgJEg8KB2F0dGVtcHQYByABKA0SLgoKcGhhc2VfaW5mbxgIIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFQoNcmVzb3VyY2VfbWV0YRgKIAEoDBIYChByZXNvdXJjZV9jcmVhdGVkGAsgASgIEhcKD3N5c3RlbV9mYWlsdXJlcxgMIAEoDRIXCg9hYm9ydF9yZXF1ZXN0ZWQYDSABKAgSFAoMYWJvcnRfcmVhc29uGA4gASgJEhsKE2xhc3RfZXZlbnRfc2VxdWVuY2UYDyABKAQSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSYXR0ZW1wdF9zdGFydGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBsYXN0X2luc3RhbmNlX2lkGBMgASgJEjIKDHBsdWdpbl9zdGF0ZRgUIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZRIvCgtwZW5kaW5nX2VuZBgVIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SMAoPcGVuZGluZ19vdXRwdXRzGBYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdGIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_plugin, file_pluginbridge_v1_task]);
 
 /**
  * PluginAnnouncement is the value of a sidecar instance's key in the `plugins` KV bucket, written by the kit
@@ -154,7 +154,7 @@ export type ExecutionRecord = Message<"pluginbridge.v1.ExecutionRecord"> & {
   resourceMeta: Uint8Array;
 
   /**
-   * Async plugins: whether Create succeeded for the current attempt.
+   * Async plugins: whether Create succeeded for the current attempt; core plugins: whether a Handle answered.
    *
    * @generated from field: bool resource_created = 11;
    */
@@ -215,6 +215,28 @@ export type ExecutionRecord = Message<"pluginbridge.v1.ExecutionRecord"> & {
    * @generated from field: string last_instance_id = 19;
    */
   lastInstanceId: string;
+
+  /**
+   * Core plugins: the state the last Handle of the current attempt returned.
+   *
+   * @generated from field: pluginbridge.v1.PluginState plugin_state = 20;
+   */
+  pluginState?: PluginState | undefined;
+
+  /**
+   * Core plugins: how the current attempt ends once Finalize has answered (the terminal phase Handle reported,
+   * ABORTED, or the timeout's failure); unset while the attempt runs.
+   *
+   * @generated from field: pluginbridge.v1.PhaseInfo pending_end = 21;
+   */
+  pendingEnd?: PhaseInfo | undefined;
+
+  /**
+   * Core plugins: the outputs that come with `pending_end` when it is SUCCESS.
+   *
+   * @generated from field: google.protobuf.Struct pending_outputs = 22;
+   */
+  pendingOutputs?: JsonObject | undefined;
 };
 
 /**

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file pluginbridge/v1/plugin.proto.
  */
 export const file_pluginbridge_v1_plugin: GenFile = /*@__PURE__*/
-  fileDesc("ChxwbHVnaW5icmlkZ2UvdjEvcGx1Z2luLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiEQoPRGVzY3JpYmVSZXF1ZXN0IkUKEERlc2NyaWJlUmVzcG9uc2USMQoGcGx1Z2luGAEgASgLMiEucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkRlc2NyaXB0b3IiiAIKEFBsdWdpbkRlc2NyaXB0b3ISDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjYKCnRhc2tfdHlwZXMYAyADKAsyIi5wbHVnaW5icmlkZ2UudjEuU3VwcG9ydGVkVGFza1R5cGUSKQoEa2luZBgEIAEoDjIbLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5LaW5kEjUKCnByb3BlcnRpZXMYBSABKAsyIS5wbHVnaW5icmlkZ2UudjEuUGx1Z2luUHJvcGVydGllcxI7Cg1zcGVjaWZpY2F0aW9uGAYgASgLMiQucGx1Z2luYnJpZGdlLnYxLlBsdWdpblNwZWNpZmljYXRpb24iMgoRU3VwcG9ydGVkVGFza1R5cGUSDAoEdHlwZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFIqgCChBQbHVnaW5Qcm9wZXJ0aWVzEjIKD3Jlc3luY19pbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5jcmVhdGVfdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgtnZXRfdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5kZWxldGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgpkb190aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE21heF9zeXN0ZW1fZmFpbHVyZXMYBiABKA0ibAoTUGx1Z2luU3BlY2lmaWNhdGlvbhI/ChNmaWxlX2Rlc2NyaXB0b3Jfc2V0GAEgASgLMiIuZ29vZ2xlLnByb3RvYnVmLkZpbGVEZXNjcmlwdG9yU2V0EhQKDG1lc3NhZ2VfbmFtZRgCIAEoCSI+Cg1DcmVhdGVSZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQiJwoOQ3JlYXRlUmVzcG9uc2USFQoNcmVzb3VyY2VfbWV0YRgBIAEoDCJSCgpHZXRSZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQSFQoNcmVzb3VyY2VfbWV0YRgCIAEoDCJnCgtHZXRSZXNwb25zZRIuCgpwaGFzZV9pbmZvGAEgASgLMhoucGx1Z2luYnJpZGdlLnYxLlBoYXNlSW5mbxIoCgdvdXRwdXRzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJVCg1EZWxldGVSZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQSFQoNcmVzb3VyY2VfbWV0YRgCIAEoDCIQCg5EZWxldGVSZXNwb25zZSI6CglEb1JlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dCJmCgpEb1Jlc3BvbnNlEi4KCnBoYXNlX2luZm8YASABKAsyGi5wbHVnaW5icmlkZ2UudjEuUGhhc2VJbmZvEigKB291dHB1dHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IuIBCg5QbHVnaW5JbnN0YW5jZRITCgtpbnN0YW5jZV9pZBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRI1CgpkZXNjcmlwdG9yGAMgASgLMiEucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkRlc2NyaXB0b3ISLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMaGVhcnRiZWF0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgGIAEoCCpsCgpQbHVnaW5LaW5kEhsKF1BMVUdJTl9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRUExVR0lOX0tJTkRfQVNZTkMQARIUChBQTFVHSU5fS0lORF9TWU5DEAISFAoQUExVR0lOX0tJTkRfQ09SRRADMmgKFVBsdWdpbk1ldGFkYXRhU2VydmljZRJPCghEZXNjcmliZRIgLnBsdWdpbmJyaWRnZS52MS5EZXNjcmliZVJlcXVlc3QaIS5wbHVnaW5icmlkZ2UudjEuRGVzY3JpYmVSZXNwb25zZTLsAQoSQXN5bmNQbHVnaW5TZXJ2aWNlEkkKBkNyZWF0ZRIeLnBsdWdpbmJyaWRnZS52MS5DcmVhdGVSZXF1ZXN0Gh8ucGx1Z2luYnJpZGdlLnYxLkNyZWF0ZVJlc3BvbnNlEkAKA0dldBIbLnBsdWdpbmJyaWRnZS52MS5HZXRSZXF1ZXN0GhwucGx1Z2luYnJpZGdlLnYxLkdldFJlc3BvbnNlEkkKBkRlbGV0ZRIeLnBsdWdpbmJyaWRnZS52MS5EZWxldGVSZXF1ZXN0Gh8ucGx1Z2luYnJpZGdlLnYxLkRlbGV0ZVJlc3BvbnNlMlIKEVN5bmNQbHVnaW5TZXJ2aWNlEj0KAkRvEhoucGx1Z2luYnJpZGdlLnYxLkRvUmVxdWVzdBobLnBsdWdpbmJyaWRnZS52MS5Eb1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_task]);
+  fileDesc("ChxwbHVnaW5icmlkZ2UvdjEvcGx1Z2luLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiEQoPRGVzY3JpYmVSZXF1ZXN0IkUKEERlc2NyaWJlUmVzcG9uc2USMQoGcGx1Z2luGAEgASgLMiEucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkRlc2NyaXB0b3IiiAIKEFBsdWdpbkRlc2NyaXB0b3ISDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjYKCnRhc2tfdHlwZXMYAyADKAsyIi5wbHVnaW5icmlkZ2UudjEuU3VwcG9ydGVkVGFza1R5cGUSKQoEa2luZBgEIAEoDjIbLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5LaW5kEjUKCnByb3BlcnRpZXMYBSABKAsyIS5wbHVnaW5icmlkZ2UudjEuUGx1Z2luUHJvcGVydGllcxI7Cg1zcGVjaWZpY2F0aW9uGAYgASgLMiQucGx1Z2luYnJpZGdlLnYxLlBsdWdpblNwZWNpZmljYXRpb24iMgoRU3VwcG9ydGVkVGFza1R5cGUSDAoEdHlwZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFIsIDChBQbHVnaW5Qcm9wZXJ0aWVzEjIKD3Jlc3luY19pbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5jcmVhdGVfdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgtnZXRfdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIxCg5kZWxldGVfdGltZW91dBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgpkb190aW1lb3V0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhsKE21heF9zeXN0ZW1fZmFpbHVyZXMYBiABKA0SMQoOaGFuZGxlX3RpbWVvdXQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNYWJvcnRfdGltZW91dBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIzChBmaW5hbGl6ZV90aW1lb3V0GAkgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImwKE1BsdWdpblNwZWNpZmljYXRpb24SPwoTZmlsZV9kZXNjcmlwdG9yX3NldBgBIAEoCzIiLmdvb2dsZS5wcm90b2J1Zi5GaWxlRGVzY3JpcHRvclNldBIUCgxtZXNzYWdlX25hbWUYAiABKAkiPgoNQ3JlYXRlUmVxdWVzdBItCgdjb250ZXh0GAEgASgLMhwucGx1Z2luYnJpZGdlLnYxLlRhc2tDb250ZXh0IicKDkNyZWF0ZVJlc3BvbnNlEhUKDXJlc291cmNlX21ldGEYASABKAwiUgoKR2V0UmVxdWVzdBItCgdjb250ZXh0GAEgASgLMhwucGx1Z2luYnJpZGdlLnYxLlRhc2tDb250ZXh0EhUKDXJlc291cmNlX21ldGEYAiABKAwiZwoLR2V0UmVzcG9uc2USLgoKcGhhc2VfaW5mbxgBIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiVQoNRGVsZXRlUmVxdWVzdBItCgdjb250ZXh0GAEgASgLMhwucGx1Z2luYnJpZGdlLnYxLlRhc2tDb250ZXh0EhUKDXJlc291cmNlX21ldGEYAiABKAwiEAoORGVsZXRlUmVzcG9uc2UiOgoJRG9SZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQiZgoKRG9SZXNwb25zZRIuCgpwaGFzZV9pbmZvGAEgASgLMhoucGx1Z2luYnJpZGdlLnYxLlBoYXNlSW5mbxIoCgdvdXRwdXRzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIsCgtQbHVnaW5TdGF0ZRIPCgd2ZXJzaW9uGAEgASgNEgwKBGRhdGEYAiABKAwiawoNSGFuZGxlUmVxdWVzdBItCgdjb250ZXh0GAEgASgLMhwucGx1Z2luYnJpZGdlLnYxLlRhc2tDb250ZXh0EisKBXN0YXRlGAIgASgLMhwucGx1Z2luYnJpZGdlLnYxLlBsdWdpblN0YXRlIpcBCg5IYW5kbGVSZXNwb25zZRIuCgpwaGFzZV9pbmZvGAEgASgLMhoucGx1Z2luYnJpZGdlLnYxLlBoYXNlSW5mbxIrCgVzdGF0ZRgCIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZRIoCgdvdXRwdXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJ6CgxBYm9ydFJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIrCgVzdGF0ZRgCIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZRIOCgZyZWFzb24YAyABKAkiDwoNQWJvcnRSZXNwb25zZSJtCg9GaW5hbGl6ZVJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIrCgVzdGF0ZRgCIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZSISChBGaW5hbGl6ZVJlc3BvbnNlIuIBCg5QbHVnaW5JbnN0YW5jZRITCgtpbnN0YW5jZV9pZBgBIAEoCRIQCghlbmRwb2ludBgCIAEoCRI1CgpkZXNjcmlwdG9yGAMgASgLMiEucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkRlc2NyaXB0b3ISLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMaGVhcnRiZWF0X2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghkcmFpbmluZxgGIAEoCCpsCgpQbHVnaW5LaW5kEhsKF1BMVUdJTl9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRUExVR0lOX0tJTkRfQVNZTkMQARIUChBQTFVHSU5fS0lORF9TWU5DEAISFAoQUExVR0lOX0tJTkRfQ09SRRADMmgKFVBsdWdpbk1ldGFkYXRhU2VydmljZRJPCghEZXNjcmliZRIgLnBsdWdpbmJyaWRnZS52MS5EZXNjcmliZVJlcXVlc3QaIS5wbHVnaW5icmlkZ2UudjEuRGVzY3JpYmVSZXNwb25zZTLsAQoSQXN5bmNQbHVnaW5TZXJ2aWNlEkkKBkNyZWF0ZRIeLnBsdWdpbmJyaWRnZS52MS5DcmVhdGVSZXF1ZXN0Gh8ucGx1Z2luYnJpZGdlLnYxLkNyZWF0ZVJlc3BvbnNlEkAKA0dldBIbLnBsdWdpbmJyaWRnZS52MS5HZXRSZXF1ZXN0GhwucGx1Z2luYnJpZGdlLnYxLkdldFJlc3BvbnNlEkkKBkRlbGV0ZRIeLnBsdWdpbmJyaWRnZS52MS5EZWxldGVSZXF1ZXN0Gh8ucGx1Z2luYnJpZGdlLnYxLkRlbGV0ZVJlc3BvbnNlMlIKEVN5bmNQbHVnaW5TZXJ2aWNlEj0KAkRvEhoucGx1Z2luYnJpZGdlLnYxLkRvUmVxdWVzdBobLnBsdWdpbmJyaWRnZS52MS5Eb1Jlc3BvbnNlMvcBChFDb3JlUGx1Z2luU2VydmljZRJJCgZIYW5kbGUSHi5wbHVnaW5icmlkZ2UudjEuSGFuZGxlUmVxdWVzdBofLnBsdWdpbmJyaWRnZS52MS5IYW5kbGVSZXNwb25zZRJGCgVBYm9ydBIdLnBsdWdpbmJyaWRnZS52MS5BYm9ydFJlcXVlc3QaHi5wbHVnaW5icmlkZ2UudjEuQWJvcnRSZXNwb25zZRJPCghGaW5hbGl6ZRIgLnBsdWdpbmJyaWRnZS52MS5GaW5hbGl6ZVJlcXVlc3QaIS5wbHVnaW5icmlkZ2UudjEuRmluYWxpemVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_task]);
 
 /**
  * DescribeRequest asks a plugin to describe itself.
@@ -184,6 +184,27 @@ export type PluginProperties = Message<"pluginbridge.v1.PluginProperties"> & {
    * @generated from field: uint32 max_system_failures = 6;
    */
   maxSystemFailures: number;
+
+  /**
+   * The deadline of one Handle call. Default 10 s.
+   *
+   * @generated from field: google.protobuf.Duration handle_timeout = 7;
+   */
+  handleTimeout?: Duration | undefined;
+
+  /**
+   * The deadline of one Abort call. Default 30 s.
+   *
+   * @generated from field: google.protobuf.Duration abort_timeout = 8;
+   */
+  abortTimeout?: Duration | undefined;
+
+  /**
+   * The deadline of one Finalize call. Default 30 s.
+   *
+   * @generated from field: google.protobuf.Duration finalize_timeout = 9;
+   */
+  finalizeTimeout?: Duration | undefined;
 };
 
 /**
@@ -413,6 +434,191 @@ export const DoResponseSchema: GenMessage<DoResponse> = /*@__PURE__*/
   messageDesc(file_pluginbridge_v1_plugin, 13);
 
 /**
+ * PluginState is a core plugin's own state for one attempt (Flyte's PluginStateReader and PluginStateWriter):
+ * opaque to the host, kept in the execution's record, passed to every call of the attempt.
+ *
+ * @generated from message pluginbridge.v1.PluginState
+ */
+export type PluginState = Message<"pluginbridge.v1.PluginState"> & {
+  /**
+   * The layout of `data`, chosen by the plugin: a new plugin version can tell an old state and convert or refuse it.
+   *
+   * @generated from field: uint32 version = 1;
+   */
+  version: number;
+
+  /**
+   * The state itself.
+   *
+   * @generated from field: bytes data = 2;
+   */
+  data: Uint8Array;
+};
+
+/**
+ * Describes the message pluginbridge.v1.PluginState.
+ * Use `create(PluginStateSchema)` to create a new message.
+ */
+export const PluginStateSchema: GenMessage<PluginState> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 14);
+
+/**
+ * HandleRequest asks a core plugin to advance an attempt.
+ *
+ * @generated from message pluginbridge.v1.HandleRequest
+ */
+export type HandleRequest = Message<"pluginbridge.v1.HandleRequest"> & {
+  /**
+   * The execution, attempt, template and inputs.
+   *
+   * @generated from field: pluginbridge.v1.TaskContext context = 1;
+   */
+  context?: TaskContext | undefined;
+
+  /**
+   * The state the previous Handle of this attempt returned; unset on the attempt's first Handle.
+   *
+   * @generated from field: pluginbridge.v1.PluginState state = 2;
+   */
+  state?: PluginState | undefined;
+};
+
+/**
+ * Describes the message pluginbridge.v1.HandleRequest.
+ * Use `create(HandleRequestSchema)` to create a new message.
+ */
+export const HandleRequestSchema: GenMessage<HandleRequest> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 15);
+
+/**
+ * HandleResponse reports the attempt's phase and the plugin's state.
+ *
+ * @generated from message pluginbridge.v1.HandleResponse
+ */
+export type HandleResponse = Message<"pluginbridge.v1.HandleResponse"> & {
+  /**
+   * The phase; a terminal phase ends the Handles and is followed by Finalize.
+   *
+   * @generated from field: pluginbridge.v1.PhaseInfo phase_info = 1;
+   */
+  phaseInfo?: PhaseInfo | undefined;
+
+  /**
+   * The new state; unset keeps the state the request carried.
+   *
+   * @generated from field: pluginbridge.v1.PluginState state = 2;
+   */
+  state?: PluginState | undefined;
+
+  /**
+   * The task's outputs, set with PHASE_SUCCESS.
+   *
+   * @generated from field: google.protobuf.Struct outputs = 3;
+   */
+  outputs?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message pluginbridge.v1.HandleResponse.
+ * Use `create(HandleResponseSchema)` to create a new message.
+ */
+export const HandleResponseSchema: GenMessage<HandleResponse> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 16);
+
+/**
+ * AbortRequest asks a core plugin to stop an attempt's work.
+ *
+ * @generated from message pluginbridge.v1.AbortRequest
+ */
+export type AbortRequest = Message<"pluginbridge.v1.AbortRequest"> & {
+  /**
+   * The execution, attempt, template and inputs.
+   *
+   * @generated from field: pluginbridge.v1.TaskContext context = 1;
+   */
+  context?: TaskContext | undefined;
+
+  /**
+   * The attempt's state, as the last Handle left it.
+   *
+   * @generated from field: pluginbridge.v1.PluginState state = 2;
+   */
+  state?: PluginState | undefined;
+
+  /**
+   * Why: the AbortTask reason, or that the timeout passed.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message pluginbridge.v1.AbortRequest.
+ * Use `create(AbortRequestSchema)` to create a new message.
+ */
+export const AbortRequestSchema: GenMessage<AbortRequest> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 17);
+
+/**
+ * AbortResponse confirms the work is stopped or was already gone.
+ *
+ * @generated from message pluginbridge.v1.AbortResponse
+ */
+export type AbortResponse = Message<"pluginbridge.v1.AbortResponse"> & {
+};
+
+/**
+ * Describes the message pluginbridge.v1.AbortResponse.
+ * Use `create(AbortResponseSchema)` to create a new message.
+ */
+export const AbortResponseSchema: GenMessage<AbortResponse> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 18);
+
+/**
+ * FinalizeRequest asks a core plugin to release what an attempt holds.
+ *
+ * @generated from message pluginbridge.v1.FinalizeRequest
+ */
+export type FinalizeRequest = Message<"pluginbridge.v1.FinalizeRequest"> & {
+  /**
+   * The execution, attempt, template and inputs.
+   *
+   * @generated from field: pluginbridge.v1.TaskContext context = 1;
+   */
+  context?: TaskContext | undefined;
+
+  /**
+   * The attempt's state, as the last Handle left it.
+   *
+   * @generated from field: pluginbridge.v1.PluginState state = 2;
+   */
+  state?: PluginState | undefined;
+};
+
+/**
+ * Describes the message pluginbridge.v1.FinalizeRequest.
+ * Use `create(FinalizeRequestSchema)` to create a new message.
+ */
+export const FinalizeRequestSchema: GenMessage<FinalizeRequest> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 19);
+
+/**
+ * FinalizeResponse confirms the attempt holds nothing any more.
+ *
+ * @generated from message pluginbridge.v1.FinalizeResponse
+ */
+export type FinalizeResponse = Message<"pluginbridge.v1.FinalizeResponse"> & {
+};
+
+/**
+ * Describes the message pluginbridge.v1.FinalizeResponse.
+ * Use `create(FinalizeResponseSchema)` to create a new message.
+ */
+export const FinalizeResponseSchema: GenMessage<FinalizeResponse> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 20);
+
+/**
  * PluginInstance is one live sidecar process serving a plugin.
  *
  * @generated from message pluginbridge.v1.PluginInstance
@@ -466,7 +672,7 @@ export type PluginInstance = Message<"pluginbridge.v1.PluginInstance"> & {
  * Use `create(PluginInstanceSchema)` to create a new message.
  */
 export const PluginInstanceSchema: GenMessage<PluginInstance> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 14);
+  messageDesc(file_pluginbridge_v1_plugin, 21);
 
 /**
  * PluginKind names the machinery a plugin implements.
@@ -496,7 +702,7 @@ export enum PluginKind {
   SYNC = 2,
 
   /**
-   * Reserved for Flyte's core machinery (Handle, Abort, Finalize with plugin state); not served yet.
+   * CorePluginService: Handle every resync interval with plugin state, Abort, Finalize.
    *
    * @generated from enum value: PLUGIN_KIND_CORE = 3;
    */
@@ -589,4 +795,50 @@ export const SyncPluginService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_pluginbridge_v1_plugin, 2);
+
+/**
+ * CorePluginService is implemented by plugins of kind CORE, after Flyte's core plugin interface (Handle, Abort,
+ * Finalize with plugin state). The host calls Handle again and again, every resync interval, each time with the
+ * state the previous Handle returned, until it reports a terminal phase. Every attempt ends with exactly one
+ * effective Finalize, whatever the end: success, failure, abort or timeout.
+ *
+ * @generated from service pluginbridge.v1.CorePluginService
+ */
+export const CorePluginService: GenService<{
+  /**
+   * Handle advances the attempt and reports its phase, with the plugin's new state. The first Handle of an
+   * attempt gets no state. Must be idempotent by the context's execution id, attempt and the state passed in:
+   * after a host crash the same Handle may come again.
+   *
+   * @generated from rpc pluginbridge.v1.CorePluginService.Handle
+   */
+  handle: {
+    methodKind: "unary";
+    input: typeof HandleRequestSchema;
+    output: typeof HandleResponseSchema;
+  },
+  /**
+   * Abort stops the attempt's work: on AbortTask and when the template's timeout passes. Finalize follows.
+   * Must tolerate an attempt with no work yet (no state) and work that has already ended.
+   *
+   * @generated from rpc pluginbridge.v1.CorePluginService.Abort
+   */
+  abort: {
+    methodKind: "unary";
+    input: typeof AbortRequestSchema;
+    output: typeof AbortResponseSchema;
+  },
+  /**
+   * Finalize releases what the attempt holds, after its terminal phase or its Abort. The kits make it run once
+   * per execution id and attempt, however often the host calls it.
+   *
+   * @generated from rpc pluginbridge.v1.CorePluginService.Finalize
+   */
+  finalize: {
+    methodKind: "unary";
+    input: typeof FinalizeRequestSchema;
+    output: typeof FinalizeResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_pluginbridge_v1_plugin, 3);
 

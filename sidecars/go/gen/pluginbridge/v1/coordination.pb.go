@@ -159,7 +159,7 @@ type ExecutionRecord struct {
 	Outputs *structpb.Struct `protobuf:"bytes,9,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	// Async plugins: what Create returned for the current attempt.
 	ResourceMeta []byte `protobuf:"bytes,10,opt,name=resource_meta,json=resourceMeta,proto3" json:"resource_meta,omitempty"`
-	// Async plugins: whether Create succeeded for the current attempt.
+	// Async plugins: whether Create succeeded for the current attempt; core plugins: whether a Handle answered.
 	ResourceCreated bool `protobuf:"varint,11,opt,name=resource_created,json=resourceCreated,proto3" json:"resource_created,omitempty"`
 	// System failures in the current attempt.
 	SystemFailures uint32 `protobuf:"varint,12,opt,name=system_failures,json=systemFailures,proto3" json:"system_failures,omitempty"`
@@ -177,6 +177,13 @@ type ExecutionRecord struct {
 	AttemptStartedAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=attempt_started_at,json=attemptStartedAt,proto3" json:"attempt_started_at,omitempty"`
 	// The instance that served the latest plugin call, for diagnosis.
 	LastInstanceId string `protobuf:"bytes,19,opt,name=last_instance_id,json=lastInstanceId,proto3" json:"last_instance_id,omitempty"`
+	// Core plugins: the state the last Handle of the current attempt returned.
+	PluginState *PluginState `protobuf:"bytes,20,opt,name=plugin_state,json=pluginState,proto3" json:"plugin_state,omitempty"`
+	// Core plugins: how the current attempt ends once Finalize has answered (the terminal phase Handle reported,
+	// ABORTED, or the timeout's failure); unset while the attempt runs.
+	PendingEnd *PhaseInfo `protobuf:"bytes,21,opt,name=pending_end,json=pendingEnd,proto3" json:"pending_end,omitempty"`
+	// Core plugins: the outputs that come with `pending_end` when it is SUCCESS.
+	PendingOutputs *structpb.Struct `protobuf:"bytes,22,opt,name=pending_outputs,json=pendingOutputs,proto3" json:"pending_outputs,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -344,6 +351,27 @@ func (x *ExecutionRecord) GetLastInstanceId() string {
 	return ""
 }
 
+func (x *ExecutionRecord) GetPluginState() *PluginState {
+	if x != nil {
+		return x.PluginState
+	}
+	return nil
+}
+
+func (x *ExecutionRecord) GetPendingEnd() *PhaseInfo {
+	if x != nil {
+		return x.PendingEnd
+	}
+	return nil
+}
+
+func (x *ExecutionRecord) GetPendingOutputs() *structpb.Struct {
+	if x != nil {
+		return x.PendingOutputs
+	}
+	return nil
+}
+
 var File_pluginbridge_v1_coordination_proto protoreflect.FileDescriptor
 
 const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
@@ -356,7 +384,7 @@ const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
 	"\bWorkItem\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12;\n" +
 	"\venqueued_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"enqueuedAt\"\x88\a\n" +
+	"enqueuedAt\"\xc8\b\n" +
 	"\x0fExecutionRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
 	"\btemplate\x18\x02 \x01(\v2\x1d.pluginbridge.v1.TaskTemplateR\btemplate\x12/\n" +
@@ -380,7 +408,11 @@ const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12H\n" +
 	"\x12attempt_started_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x10attemptStartedAt\x12(\n" +
-	"\x10last_instance_id\x18\x13 \x01(\tR\x0elastInstanceIdB\xdc\x01\n" +
+	"\x10last_instance_id\x18\x13 \x01(\tR\x0elastInstanceId\x12?\n" +
+	"\fplugin_state\x18\x14 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\vpluginState\x12;\n" +
+	"\vpending_end\x18\x15 \x01(\v2\x1a.pluginbridge.v1.PhaseInfoR\n" +
+	"pendingEnd\x12@\n" +
+	"\x0fpending_outputs\x18\x16 \x01(\v2\x17.google.protobuf.StructR\x0ependingOutputsB\xdc\x01\n" +
 	"\x13com.pluginbridge.v1B\x11CoordinationProtoP\x01ZUgithub.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1;pluginbridgev1\xa2\x02\x03PXX\xaa\x02\x0fPluginbridge.V1\xca\x02\x0fPluginbridge\\V1\xe2\x02\x1bPluginbridge\\V1\\GPBMetadata\xea\x02\x10Pluginbridge::V1b\x06proto3"
 
 var (
@@ -406,6 +438,7 @@ var file_pluginbridge_v1_coordination_proto_goTypes = []any{
 	(*structpb.Struct)(nil),       // 6: google.protobuf.Struct
 	(*TaskExecutionMetadata)(nil), // 7: pluginbridge.v1.TaskExecutionMetadata
 	(*PhaseInfo)(nil),             // 8: pluginbridge.v1.PhaseInfo
+	(*PluginState)(nil),           // 9: pluginbridge.v1.PluginState
 }
 var file_pluginbridge_v1_coordination_proto_depIdxs = []int32{
 	3,  // 0: pluginbridge.v1.PluginAnnouncement.instance:type_name -> pluginbridge.v1.PluginInstance
@@ -418,11 +451,14 @@ var file_pluginbridge_v1_coordination_proto_depIdxs = []int32{
 	4,  // 7: pluginbridge.v1.ExecutionRecord.created_at:type_name -> google.protobuf.Timestamp
 	4,  // 8: pluginbridge.v1.ExecutionRecord.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 9: pluginbridge.v1.ExecutionRecord.attempt_started_at:type_name -> google.protobuf.Timestamp
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	9,  // 10: pluginbridge.v1.ExecutionRecord.plugin_state:type_name -> pluginbridge.v1.PluginState
+	8,  // 11: pluginbridge.v1.ExecutionRecord.pending_end:type_name -> pluginbridge.v1.PhaseInfo
+	6,  // 12: pluginbridge.v1.ExecutionRecord.pending_outputs:type_name -> google.protobuf.Struct
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_v1_coordination_proto_init() }

@@ -35,7 +35,7 @@ const (
 	PluginKind_PLUGIN_KIND_ASYNC PluginKind = 1
 	// SyncPluginService: Do.
 	PluginKind_PLUGIN_KIND_SYNC PluginKind = 2
-	// Reserved for Flyte's core machinery (Handle, Abort, Finalize with plugin state); not served yet.
+	// CorePluginService: Handle every resync interval with plugin state, Abort, Finalize.
 	PluginKind_PLUGIN_KIND_CORE PluginKind = 3
 )
 
@@ -327,8 +327,14 @@ type PluginProperties struct {
 	// How many system failures (unreachable plugin, deadline passed, internal error) an attempt survives
 	// before it fails permanently. Default 5.
 	MaxSystemFailures uint32 `protobuf:"varint,6,opt,name=max_system_failures,json=maxSystemFailures,proto3" json:"max_system_failures,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The deadline of one Handle call. Default 10 s.
+	HandleTimeout *durationpb.Duration `protobuf:"bytes,7,opt,name=handle_timeout,json=handleTimeout,proto3" json:"handle_timeout,omitempty"`
+	// The deadline of one Abort call. Default 30 s.
+	AbortTimeout *durationpb.Duration `protobuf:"bytes,8,opt,name=abort_timeout,json=abortTimeout,proto3" json:"abort_timeout,omitempty"`
+	// The deadline of one Finalize call. Default 30 s.
+	FinalizeTimeout *durationpb.Duration `protobuf:"bytes,9,opt,name=finalize_timeout,json=finalizeTimeout,proto3" json:"finalize_timeout,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PluginProperties) Reset() {
@@ -401,6 +407,27 @@ func (x *PluginProperties) GetMaxSystemFailures() uint32 {
 		return x.MaxSystemFailures
 	}
 	return 0
+}
+
+func (x *PluginProperties) GetHandleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.HandleTimeout
+	}
+	return nil
+}
+
+func (x *PluginProperties) GetAbortTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.AbortTimeout
+	}
+	return nil
+}
+
+func (x *PluginProperties) GetFinalizeTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.FinalizeTimeout
+	}
+	return nil
 }
 
 // PluginSpecification is the protobuf message `custom` must parse as, with the files that define it, so
@@ -854,6 +881,374 @@ func (x *DoResponse) GetOutputs() *structpb.Struct {
 	return nil
 }
 
+// PluginState is a core plugin's own state for one attempt (Flyte's PluginStateReader and PluginStateWriter):
+// opaque to the host, kept in the execution's record, passed to every call of the attempt.
+type PluginState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The layout of `data`, chosen by the plugin: a new plugin version can tell an old state and convert or refuse it.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The state itself.
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginState) Reset() {
+	*x = PluginState{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginState) ProtoMessage() {}
+
+func (x *PluginState) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginState.ProtoReflect.Descriptor instead.
+func (*PluginState) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PluginState) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PluginState) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// HandleRequest asks a core plugin to advance an attempt.
+type HandleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The execution, attempt, template and inputs.
+	Context *TaskContext `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	// The state the previous Handle of this attempt returned; unset on the attempt's first Handle.
+	State         *PluginState `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleRequest) Reset() {
+	*x = HandleRequest{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleRequest) ProtoMessage() {}
+
+func (x *HandleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleRequest.ProtoReflect.Descriptor instead.
+func (*HandleRequest) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HandleRequest) GetContext() *TaskContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *HandleRequest) GetState() *PluginState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+// HandleResponse reports the attempt's phase and the plugin's state.
+type HandleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The phase; a terminal phase ends the Handles and is followed by Finalize.
+	PhaseInfo *PhaseInfo `protobuf:"bytes,1,opt,name=phase_info,json=phaseInfo,proto3" json:"phase_info,omitempty"`
+	// The new state; unset keeps the state the request carried.
+	State *PluginState `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// The task's outputs, set with PHASE_SUCCESS.
+	Outputs       *structpb.Struct `protobuf:"bytes,3,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandleResponse) Reset() {
+	*x = HandleResponse{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandleResponse) ProtoMessage() {}
+
+func (x *HandleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
+func (*HandleResponse) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HandleResponse) GetPhaseInfo() *PhaseInfo {
+	if x != nil {
+		return x.PhaseInfo
+	}
+	return nil
+}
+
+func (x *HandleResponse) GetState() *PluginState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *HandleResponse) GetOutputs() *structpb.Struct {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+// AbortRequest asks a core plugin to stop an attempt's work.
+type AbortRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The execution, attempt, template and inputs.
+	Context *TaskContext `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	// The attempt's state, as the last Handle left it.
+	State *PluginState `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// Why: the AbortTask reason, or that the timeout passed.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortRequest) Reset() {
+	*x = AbortRequest{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortRequest) ProtoMessage() {}
+
+func (x *AbortRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortRequest.ProtoReflect.Descriptor instead.
+func (*AbortRequest) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AbortRequest) GetContext() *TaskContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *AbortRequest) GetState() *PluginState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *AbortRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// AbortResponse confirms the work is stopped or was already gone.
+type AbortResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortResponse) Reset() {
+	*x = AbortResponse{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortResponse) ProtoMessage() {}
+
+func (x *AbortResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortResponse.ProtoReflect.Descriptor instead.
+func (*AbortResponse) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{18}
+}
+
+// FinalizeRequest asks a core plugin to release what an attempt holds.
+type FinalizeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The execution, attempt, template and inputs.
+	Context *TaskContext `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	// The attempt's state, as the last Handle left it.
+	State         *PluginState `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinalizeRequest) Reset() {
+	*x = FinalizeRequest{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinalizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinalizeRequest) ProtoMessage() {}
+
+func (x *FinalizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinalizeRequest.ProtoReflect.Descriptor instead.
+func (*FinalizeRequest) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FinalizeRequest) GetContext() *TaskContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *FinalizeRequest) GetState() *PluginState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+// FinalizeResponse confirms the attempt holds nothing any more.
+type FinalizeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinalizeResponse) Reset() {
+	*x = FinalizeResponse{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinalizeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinalizeResponse) ProtoMessage() {}
+
+func (x *FinalizeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinalizeResponse.ProtoReflect.Descriptor instead.
+func (*FinalizeResponse) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{20}
+}
+
 // PluginInstance is one live sidecar process serving a plugin.
 type PluginInstance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -875,7 +1270,7 @@ type PluginInstance struct {
 
 func (x *PluginInstance) Reset() {
 	*x = PluginInstance{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1282,7 @@ func (x *PluginInstance) String() string {
 func (*PluginInstance) ProtoMessage() {}
 
 func (x *PluginInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1295,7 @@ func (x *PluginInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginInstance.ProtoReflect.Descriptor instead.
 func (*PluginInstance) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PluginInstance) GetInstanceId() string {
@@ -965,7 +1360,7 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\rspecification\x18\x06 \x01(\v2$.pluginbridge.v1.PluginSpecificationR\rspecification\"A\n" +
 	"\x11SupportedTaskType\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x05R\aversion\"\x80\x03\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\"\xc8\x04\n" +
 	"\x10PluginProperties\x12B\n" +
 	"\x0fresync_interval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0eresyncInterval\x12@\n" +
 	"\x0ecreate_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rcreateTimeout\x12:\n" +
@@ -974,7 +1369,10 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\x0edelete_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rdeleteTimeout\x128\n" +
 	"\n" +
 	"do_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\tdoTimeout\x12.\n" +
-	"\x13max_system_failures\x18\x06 \x01(\rR\x11maxSystemFailures\"\x8c\x01\n" +
+	"\x13max_system_failures\x18\x06 \x01(\rR\x11maxSystemFailures\x12@\n" +
+	"\x0ehandle_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\rhandleTimeout\x12>\n" +
+	"\rabort_timeout\x18\b \x01(\v2\x19.google.protobuf.DurationR\fabortTimeout\x12D\n" +
+	"\x10finalize_timeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\x0ffinalizeTimeout\"\x8c\x01\n" +
 	"\x13PluginSpecification\x12R\n" +
 	"\x13file_descriptor_set\x18\x01 \x01(\v2\".google.protobuf.FileDescriptorSetR\x11fileDescriptorSet\x12!\n" +
 	"\fmessage_name\x18\x02 \x01(\tR\vmessageName\"G\n" +
@@ -1000,7 +1398,27 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"DoResponse\x129\n" +
 	"\n" +
 	"phase_info\x18\x01 \x01(\v2\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x121\n" +
-	"\aoutputs\x18\x02 \x01(\v2\x17.google.protobuf.StructR\aoutputs\"\xa6\x02\n" +
+	"\aoutputs\x18\x02 \x01(\v2\x17.google.protobuf.StructR\aoutputs\";\n" +
+	"\vPluginState\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"{\n" +
+	"\rHandleRequest\x126\n" +
+	"\acontext\x18\x01 \x01(\v2\x1c.pluginbridge.v1.TaskContextR\acontext\x122\n" +
+	"\x05state\x18\x02 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\x05state\"\xb2\x01\n" +
+	"\x0eHandleResponse\x129\n" +
+	"\n" +
+	"phase_info\x18\x01 \x01(\v2\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x122\n" +
+	"\x05state\x18\x02 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\x05state\x121\n" +
+	"\aoutputs\x18\x03 \x01(\v2\x17.google.protobuf.StructR\aoutputs\"\x92\x01\n" +
+	"\fAbortRequest\x126\n" +
+	"\acontext\x18\x01 \x01(\v2\x1c.pluginbridge.v1.TaskContextR\acontext\x122\n" +
+	"\x05state\x18\x02 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x0f\n" +
+	"\rAbortResponse\"}\n" +
+	"\x0fFinalizeRequest\x126\n" +
+	"\acontext\x18\x01 \x01(\v2\x1c.pluginbridge.v1.TaskContextR\acontext\x122\n" +
+	"\x05state\x18\x02 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\x05state\"\x12\n" +
+	"\x10FinalizeResponse\"\xa6\x02\n" +
 	"\x0ePluginInstance\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x1a\n" +
@@ -1025,7 +1443,11 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\x03Get\x12\x1b.pluginbridge.v1.GetRequest\x1a\x1c.pluginbridge.v1.GetResponse\x12I\n" +
 	"\x06Delete\x12\x1e.pluginbridge.v1.DeleteRequest\x1a\x1f.pluginbridge.v1.DeleteResponse2R\n" +
 	"\x11SyncPluginService\x12=\n" +
-	"\x02Do\x12\x1a.pluginbridge.v1.DoRequest\x1a\x1b.pluginbridge.v1.DoResponseB\xd6\x01\n" +
+	"\x02Do\x12\x1a.pluginbridge.v1.DoRequest\x1a\x1b.pluginbridge.v1.DoResponse2\xf7\x01\n" +
+	"\x11CorePluginService\x12I\n" +
+	"\x06Handle\x12\x1e.pluginbridge.v1.HandleRequest\x1a\x1f.pluginbridge.v1.HandleResponse\x12F\n" +
+	"\x05Abort\x12\x1d.pluginbridge.v1.AbortRequest\x1a\x1e.pluginbridge.v1.AbortResponse\x12O\n" +
+	"\bFinalize\x12 .pluginbridge.v1.FinalizeRequest\x1a!.pluginbridge.v1.FinalizeResponseB\xd6\x01\n" +
 	"\x13com.pluginbridge.v1B\vPluginProtoP\x01ZUgithub.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1;pluginbridgev1\xa2\x02\x03PXX\xaa\x02\x0fPluginbridge.V1\xca\x02\x0fPluginbridge\\V1\xe2\x02\x1bPluginbridge\\V1\\GPBMetadata\xea\x02\x10Pluginbridge::V1b\x06proto3"
 
 var (
@@ -1041,7 +1463,7 @@ func file_pluginbridge_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginbridge_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluginbridge_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_pluginbridge_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_pluginbridge_v1_plugin_proto_goTypes = []any{
 	(PluginKind)(0),                        // 0: pluginbridge.v1.PluginKind
 	(*DescribeRequest)(nil),                // 1: pluginbridge.v1.DescribeRequest
@@ -1058,13 +1480,20 @@ var file_pluginbridge_v1_plugin_proto_goTypes = []any{
 	(*DeleteResponse)(nil),                 // 12: pluginbridge.v1.DeleteResponse
 	(*DoRequest)(nil),                      // 13: pluginbridge.v1.DoRequest
 	(*DoResponse)(nil),                     // 14: pluginbridge.v1.DoResponse
-	(*PluginInstance)(nil),                 // 15: pluginbridge.v1.PluginInstance
-	(*durationpb.Duration)(nil),            // 16: google.protobuf.Duration
-	(*descriptorpb.FileDescriptorSet)(nil), // 17: google.protobuf.FileDescriptorSet
-	(*TaskContext)(nil),                    // 18: pluginbridge.v1.TaskContext
-	(*PhaseInfo)(nil),                      // 19: pluginbridge.v1.PhaseInfo
-	(*structpb.Struct)(nil),                // 20: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),          // 21: google.protobuf.Timestamp
+	(*PluginState)(nil),                    // 15: pluginbridge.v1.PluginState
+	(*HandleRequest)(nil),                  // 16: pluginbridge.v1.HandleRequest
+	(*HandleResponse)(nil),                 // 17: pluginbridge.v1.HandleResponse
+	(*AbortRequest)(nil),                   // 18: pluginbridge.v1.AbortRequest
+	(*AbortResponse)(nil),                  // 19: pluginbridge.v1.AbortResponse
+	(*FinalizeRequest)(nil),                // 20: pluginbridge.v1.FinalizeRequest
+	(*FinalizeResponse)(nil),               // 21: pluginbridge.v1.FinalizeResponse
+	(*PluginInstance)(nil),                 // 22: pluginbridge.v1.PluginInstance
+	(*durationpb.Duration)(nil),            // 23: google.protobuf.Duration
+	(*descriptorpb.FileDescriptorSet)(nil), // 24: google.protobuf.FileDescriptorSet
+	(*TaskContext)(nil),                    // 25: pluginbridge.v1.TaskContext
+	(*PhaseInfo)(nil),                      // 26: pluginbridge.v1.PhaseInfo
+	(*structpb.Struct)(nil),                // 27: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),          // 28: google.protobuf.Timestamp
 }
 var file_pluginbridge_v1_plugin_proto_depIdxs = []int32{
 	3,  // 0: pluginbridge.v1.DescribeResponse.plugin:type_name -> pluginbridge.v1.PluginDescriptor
@@ -1072,38 +1501,56 @@ var file_pluginbridge_v1_plugin_proto_depIdxs = []int32{
 	0,  // 2: pluginbridge.v1.PluginDescriptor.kind:type_name -> pluginbridge.v1.PluginKind
 	5,  // 3: pluginbridge.v1.PluginDescriptor.properties:type_name -> pluginbridge.v1.PluginProperties
 	6,  // 4: pluginbridge.v1.PluginDescriptor.specification:type_name -> pluginbridge.v1.PluginSpecification
-	16, // 5: pluginbridge.v1.PluginProperties.resync_interval:type_name -> google.protobuf.Duration
-	16, // 6: pluginbridge.v1.PluginProperties.create_timeout:type_name -> google.protobuf.Duration
-	16, // 7: pluginbridge.v1.PluginProperties.get_timeout:type_name -> google.protobuf.Duration
-	16, // 8: pluginbridge.v1.PluginProperties.delete_timeout:type_name -> google.protobuf.Duration
-	16, // 9: pluginbridge.v1.PluginProperties.do_timeout:type_name -> google.protobuf.Duration
-	17, // 10: pluginbridge.v1.PluginSpecification.file_descriptor_set:type_name -> google.protobuf.FileDescriptorSet
-	18, // 11: pluginbridge.v1.CreateRequest.context:type_name -> pluginbridge.v1.TaskContext
-	18, // 12: pluginbridge.v1.GetRequest.context:type_name -> pluginbridge.v1.TaskContext
-	19, // 13: pluginbridge.v1.GetResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	20, // 14: pluginbridge.v1.GetResponse.outputs:type_name -> google.protobuf.Struct
-	18, // 15: pluginbridge.v1.DeleteRequest.context:type_name -> pluginbridge.v1.TaskContext
-	18, // 16: pluginbridge.v1.DoRequest.context:type_name -> pluginbridge.v1.TaskContext
-	19, // 17: pluginbridge.v1.DoResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	20, // 18: pluginbridge.v1.DoResponse.outputs:type_name -> google.protobuf.Struct
-	3,  // 19: pluginbridge.v1.PluginInstance.descriptor:type_name -> pluginbridge.v1.PluginDescriptor
-	21, // 20: pluginbridge.v1.PluginInstance.started_at:type_name -> google.protobuf.Timestamp
-	21, // 21: pluginbridge.v1.PluginInstance.heartbeat_at:type_name -> google.protobuf.Timestamp
-	1,  // 22: pluginbridge.v1.PluginMetadataService.Describe:input_type -> pluginbridge.v1.DescribeRequest
-	7,  // 23: pluginbridge.v1.AsyncPluginService.Create:input_type -> pluginbridge.v1.CreateRequest
-	9,  // 24: pluginbridge.v1.AsyncPluginService.Get:input_type -> pluginbridge.v1.GetRequest
-	11, // 25: pluginbridge.v1.AsyncPluginService.Delete:input_type -> pluginbridge.v1.DeleteRequest
-	13, // 26: pluginbridge.v1.SyncPluginService.Do:input_type -> pluginbridge.v1.DoRequest
-	2,  // 27: pluginbridge.v1.PluginMetadataService.Describe:output_type -> pluginbridge.v1.DescribeResponse
-	8,  // 28: pluginbridge.v1.AsyncPluginService.Create:output_type -> pluginbridge.v1.CreateResponse
-	10, // 29: pluginbridge.v1.AsyncPluginService.Get:output_type -> pluginbridge.v1.GetResponse
-	12, // 30: pluginbridge.v1.AsyncPluginService.Delete:output_type -> pluginbridge.v1.DeleteResponse
-	14, // 31: pluginbridge.v1.SyncPluginService.Do:output_type -> pluginbridge.v1.DoResponse
-	27, // [27:32] is the sub-list for method output_type
-	22, // [22:27] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	23, // 5: pluginbridge.v1.PluginProperties.resync_interval:type_name -> google.protobuf.Duration
+	23, // 6: pluginbridge.v1.PluginProperties.create_timeout:type_name -> google.protobuf.Duration
+	23, // 7: pluginbridge.v1.PluginProperties.get_timeout:type_name -> google.protobuf.Duration
+	23, // 8: pluginbridge.v1.PluginProperties.delete_timeout:type_name -> google.protobuf.Duration
+	23, // 9: pluginbridge.v1.PluginProperties.do_timeout:type_name -> google.protobuf.Duration
+	23, // 10: pluginbridge.v1.PluginProperties.handle_timeout:type_name -> google.protobuf.Duration
+	23, // 11: pluginbridge.v1.PluginProperties.abort_timeout:type_name -> google.protobuf.Duration
+	23, // 12: pluginbridge.v1.PluginProperties.finalize_timeout:type_name -> google.protobuf.Duration
+	24, // 13: pluginbridge.v1.PluginSpecification.file_descriptor_set:type_name -> google.protobuf.FileDescriptorSet
+	25, // 14: pluginbridge.v1.CreateRequest.context:type_name -> pluginbridge.v1.TaskContext
+	25, // 15: pluginbridge.v1.GetRequest.context:type_name -> pluginbridge.v1.TaskContext
+	26, // 16: pluginbridge.v1.GetResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	27, // 17: pluginbridge.v1.GetResponse.outputs:type_name -> google.protobuf.Struct
+	25, // 18: pluginbridge.v1.DeleteRequest.context:type_name -> pluginbridge.v1.TaskContext
+	25, // 19: pluginbridge.v1.DoRequest.context:type_name -> pluginbridge.v1.TaskContext
+	26, // 20: pluginbridge.v1.DoResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	27, // 21: pluginbridge.v1.DoResponse.outputs:type_name -> google.protobuf.Struct
+	25, // 22: pluginbridge.v1.HandleRequest.context:type_name -> pluginbridge.v1.TaskContext
+	15, // 23: pluginbridge.v1.HandleRequest.state:type_name -> pluginbridge.v1.PluginState
+	26, // 24: pluginbridge.v1.HandleResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	15, // 25: pluginbridge.v1.HandleResponse.state:type_name -> pluginbridge.v1.PluginState
+	27, // 26: pluginbridge.v1.HandleResponse.outputs:type_name -> google.protobuf.Struct
+	25, // 27: pluginbridge.v1.AbortRequest.context:type_name -> pluginbridge.v1.TaskContext
+	15, // 28: pluginbridge.v1.AbortRequest.state:type_name -> pluginbridge.v1.PluginState
+	25, // 29: pluginbridge.v1.FinalizeRequest.context:type_name -> pluginbridge.v1.TaskContext
+	15, // 30: pluginbridge.v1.FinalizeRequest.state:type_name -> pluginbridge.v1.PluginState
+	3,  // 31: pluginbridge.v1.PluginInstance.descriptor:type_name -> pluginbridge.v1.PluginDescriptor
+	28, // 32: pluginbridge.v1.PluginInstance.started_at:type_name -> google.protobuf.Timestamp
+	28, // 33: pluginbridge.v1.PluginInstance.heartbeat_at:type_name -> google.protobuf.Timestamp
+	1,  // 34: pluginbridge.v1.PluginMetadataService.Describe:input_type -> pluginbridge.v1.DescribeRequest
+	7,  // 35: pluginbridge.v1.AsyncPluginService.Create:input_type -> pluginbridge.v1.CreateRequest
+	9,  // 36: pluginbridge.v1.AsyncPluginService.Get:input_type -> pluginbridge.v1.GetRequest
+	11, // 37: pluginbridge.v1.AsyncPluginService.Delete:input_type -> pluginbridge.v1.DeleteRequest
+	13, // 38: pluginbridge.v1.SyncPluginService.Do:input_type -> pluginbridge.v1.DoRequest
+	16, // 39: pluginbridge.v1.CorePluginService.Handle:input_type -> pluginbridge.v1.HandleRequest
+	18, // 40: pluginbridge.v1.CorePluginService.Abort:input_type -> pluginbridge.v1.AbortRequest
+	20, // 41: pluginbridge.v1.CorePluginService.Finalize:input_type -> pluginbridge.v1.FinalizeRequest
+	2,  // 42: pluginbridge.v1.PluginMetadataService.Describe:output_type -> pluginbridge.v1.DescribeResponse
+	8,  // 43: pluginbridge.v1.AsyncPluginService.Create:output_type -> pluginbridge.v1.CreateResponse
+	10, // 44: pluginbridge.v1.AsyncPluginService.Get:output_type -> pluginbridge.v1.GetResponse
+	12, // 45: pluginbridge.v1.AsyncPluginService.Delete:output_type -> pluginbridge.v1.DeleteResponse
+	14, // 46: pluginbridge.v1.SyncPluginService.Do:output_type -> pluginbridge.v1.DoResponse
+	17, // 47: pluginbridge.v1.CorePluginService.Handle:output_type -> pluginbridge.v1.HandleResponse
+	19, // 48: pluginbridge.v1.CorePluginService.Abort:output_type -> pluginbridge.v1.AbortResponse
+	21, // 49: pluginbridge.v1.CorePluginService.Finalize:output_type -> pluginbridge.v1.FinalizeResponse
+	42, // [42:50] is the sub-list for method output_type
+	34, // [34:42] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_v1_plugin_proto_init() }
@@ -1118,9 +1565,9 @@ func file_pluginbridge_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginbridge_v1_plugin_proto_rawDesc), len(file_pluginbridge_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   22,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_pluginbridge_v1_plugin_proto_goTypes,
 		DependencyIndexes: file_pluginbridge_v1_plugin_proto_depIdxs,

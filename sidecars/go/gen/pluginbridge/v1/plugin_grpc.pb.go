@@ -429,3 +429,205 @@ var SyncPluginService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "pluginbridge/v1/plugin.proto",
 }
+
+const (
+	CorePluginService_Handle_FullMethodName   = "/pluginbridge.v1.CorePluginService/Handle"
+	CorePluginService_Abort_FullMethodName    = "/pluginbridge.v1.CorePluginService/Abort"
+	CorePluginService_Finalize_FullMethodName = "/pluginbridge.v1.CorePluginService/Finalize"
+)
+
+// CorePluginServiceClient is the client API for CorePluginService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// CorePluginService is implemented by plugins of kind CORE, after Flyte's core plugin interface (Handle, Abort,
+// Finalize with plugin state). The host calls Handle again and again, every resync interval, each time with the
+// state the previous Handle returned, until it reports a terminal phase. Every attempt ends with exactly one
+// effective Finalize, whatever the end: success, failure, abort or timeout.
+type CorePluginServiceClient interface {
+	// Handle advances the attempt and reports its phase, with the plugin's new state. The first Handle of an
+	// attempt gets no state. Must be idempotent by the context's execution id, attempt and the state passed in:
+	// after a host crash the same Handle may come again.
+	Handle(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*HandleResponse, error)
+	// Abort stops the attempt's work: on AbortTask and when the template's timeout passes. Finalize follows.
+	// Must tolerate an attempt with no work yet (no state) and work that has already ended.
+	Abort(ctx context.Context, in *AbortRequest, opts ...grpc.CallOption) (*AbortResponse, error)
+	// Finalize releases what the attempt holds, after its terminal phase or its Abort. The kits make it run once
+	// per execution id and attempt, however often the host calls it.
+	Finalize(ctx context.Context, in *FinalizeRequest, opts ...grpc.CallOption) (*FinalizeResponse, error)
+}
+
+type corePluginServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewCorePluginServiceClient(cc grpc.ClientConnInterface) CorePluginServiceClient {
+	return &corePluginServiceClient{cc}
+}
+
+func (c *corePluginServiceClient) Handle(ctx context.Context, in *HandleRequest, opts ...grpc.CallOption) (*HandleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HandleResponse)
+	err := c.cc.Invoke(ctx, CorePluginService_Handle_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *corePluginServiceClient) Abort(ctx context.Context, in *AbortRequest, opts ...grpc.CallOption) (*AbortResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbortResponse)
+	err := c.cc.Invoke(ctx, CorePluginService_Abort_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *corePluginServiceClient) Finalize(ctx context.Context, in *FinalizeRequest, opts ...grpc.CallOption) (*FinalizeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinalizeResponse)
+	err := c.cc.Invoke(ctx, CorePluginService_Finalize_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CorePluginServiceServer is the server API for CorePluginService service.
+// All implementations must embed UnimplementedCorePluginServiceServer
+// for forward compatibility.
+//
+// CorePluginService is implemented by plugins of kind CORE, after Flyte's core plugin interface (Handle, Abort,
+// Finalize with plugin state). The host calls Handle again and again, every resync interval, each time with the
+// state the previous Handle returned, until it reports a terminal phase. Every attempt ends with exactly one
+// effective Finalize, whatever the end: success, failure, abort or timeout.
+type CorePluginServiceServer interface {
+	// Handle advances the attempt and reports its phase, with the plugin's new state. The first Handle of an
+	// attempt gets no state. Must be idempotent by the context's execution id, attempt and the state passed in:
+	// after a host crash the same Handle may come again.
+	Handle(context.Context, *HandleRequest) (*HandleResponse, error)
+	// Abort stops the attempt's work: on AbortTask and when the template's timeout passes. Finalize follows.
+	// Must tolerate an attempt with no work yet (no state) and work that has already ended.
+	Abort(context.Context, *AbortRequest) (*AbortResponse, error)
+	// Finalize releases what the attempt holds, after its terminal phase or its Abort. The kits make it run once
+	// per execution id and attempt, however often the host calls it.
+	Finalize(context.Context, *FinalizeRequest) (*FinalizeResponse, error)
+	mustEmbedUnimplementedCorePluginServiceServer()
+}
+
+// UnimplementedCorePluginServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedCorePluginServiceServer struct{}
+
+func (UnimplementedCorePluginServiceServer) Handle(context.Context, *HandleRequest) (*HandleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Handle not implemented")
+}
+func (UnimplementedCorePluginServiceServer) Abort(context.Context, *AbortRequest) (*AbortResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Abort not implemented")
+}
+func (UnimplementedCorePluginServiceServer) Finalize(context.Context, *FinalizeRequest) (*FinalizeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Finalize not implemented")
+}
+func (UnimplementedCorePluginServiceServer) mustEmbedUnimplementedCorePluginServiceServer() {}
+func (UnimplementedCorePluginServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeCorePluginServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to CorePluginServiceServer will
+// result in compilation errors.
+type UnsafeCorePluginServiceServer interface {
+	mustEmbedUnimplementedCorePluginServiceServer()
+}
+
+func RegisterCorePluginServiceServer(s grpc.ServiceRegistrar, srv CorePluginServiceServer) {
+	// If the following call panics, it indicates UnimplementedCorePluginServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&CorePluginService_ServiceDesc, srv)
+}
+
+func _CorePluginService_Handle_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HandleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CorePluginServiceServer).Handle(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CorePluginService_Handle_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CorePluginServiceServer).Handle(ctx, req.(*HandleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CorePluginService_Abort_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CorePluginServiceServer).Abort(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CorePluginService_Abort_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CorePluginServiceServer).Abort(ctx, req.(*AbortRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CorePluginService_Finalize_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinalizeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CorePluginServiceServer).Finalize(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CorePluginService_Finalize_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CorePluginServiceServer).Finalize(ctx, req.(*FinalizeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// CorePluginService_ServiceDesc is the grpc.ServiceDesc for CorePluginService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var CorePluginService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "pluginbridge.v1.CorePluginService",
+	HandlerType: (*CorePluginServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Handle",
+			Handler:    _CorePluginService_Handle_Handler,
+		},
+		{
+			MethodName: "Abort",
+			Handler:    _CorePluginService_Abort_Handler,
+		},
+		{
+			MethodName: "Finalize",
+			Handler:    _CorePluginService_Finalize_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "pluginbridge/v1/plugin.proto",
+}

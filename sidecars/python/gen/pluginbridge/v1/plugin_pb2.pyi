@@ -60,20 +60,26 @@ class SupportedTaskType(_message.Message):
     def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class PluginProperties(_message.Message):
-    __slots__ = ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout", "max_system_failures")
+    __slots__ = ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout", "max_system_failures", "handle_timeout", "abort_timeout", "finalize_timeout")
     RESYNC_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     GET_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     DELETE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     DO_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_SYSTEM_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    ABORT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    FINALIZE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     resync_interval: _duration_pb2.Duration
     create_timeout: _duration_pb2.Duration
     get_timeout: _duration_pb2.Duration
     delete_timeout: _duration_pb2.Duration
     do_timeout: _duration_pb2.Duration
     max_system_failures: int
-    def __init__(self, resync_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., get_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delete_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., do_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_system_failures: _Optional[int] = ...) -> None: ...
+    handle_timeout: _duration_pb2.Duration
+    abort_timeout: _duration_pb2.Duration
+    finalize_timeout: _duration_pb2.Duration
+    def __init__(self, resync_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., get_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delete_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., do_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_system_failures: _Optional[int] = ..., handle_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., abort_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., finalize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class PluginSpecification(_message.Message):
     __slots__ = ("file_descriptor_set", "message_name")
@@ -136,6 +142,58 @@ class DoResponse(_message.Message):
     phase_info: _task_pb2.PhaseInfo
     outputs: _struct_pb2.Struct
     def __init__(self, phase_info: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class PluginState(_message.Message):
+    __slots__ = ("version", "data")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    data: bytes
+    def __init__(self, version: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class HandleRequest(_message.Message):
+    __slots__ = ("context", "state")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    context: _task_pb2.TaskContext
+    state: PluginState
+    def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ..., state: _Optional[_Union[PluginState, _Mapping]] = ...) -> None: ...
+
+class HandleResponse(_message.Message):
+    __slots__ = ("phase_info", "state", "outputs")
+    PHASE_INFO_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    phase_info: _task_pb2.PhaseInfo
+    state: PluginState
+    outputs: _struct_pb2.Struct
+    def __init__(self, phase_info: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., state: _Optional[_Union[PluginState, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class AbortRequest(_message.Message):
+    __slots__ = ("context", "state", "reason")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    context: _task_pb2.TaskContext
+    state: PluginState
+    reason: str
+    def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ..., state: _Optional[_Union[PluginState, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AbortResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FinalizeRequest(_message.Message):
+    __slots__ = ("context", "state")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    context: _task_pb2.TaskContext
+    state: PluginState
+    def __init__(self, context: _Optional[_Union[_task_pb2.TaskContext, _Mapping]] = ..., state: _Optional[_Union[PluginState, _Mapping]] = ...) -> None: ...
+
+class FinalizeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class PluginInstance(_message.Message):
     __slots__ = ("instance_id", "endpoint", "descriptor", "started_at", "heartbeat_at", "draining")

@@ -10,19 +10,27 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pluginbridge/conformance/v1/conformance.proto.
  */
 export const file_pluginbridge_conformance_v1_conformance: GenFile = /*@__PURE__*/
-  fileDesc("Ci1wbHVnaW5icmlkZ2UvY29uZm9ybWFuY2UvdjEvY29uZm9ybWFuY2UucHJvdG8SG3BsdWdpbmJyaWRnZS5jb25mb3JtYW5jZS52MSLRAgoGU2NyaXB0EjUKBmNyZWF0ZRgBIAEoDjIlLnBsdWdpbmJyaWRnZS5jb25mb3JtYW5jZS52MS5CZWhhdmlvchIyCgNnZXQYAiABKA4yJS5wbHVnaW5icmlkZ2UuY29uZm9ybWFuY2UudjEuQmVoYXZpb3ISNQoGZGVsZXRlGAMgASgOMiUucGx1Z2luYnJpZGdlLmNvbmZvcm1hbmNlLnYxLkJlaGF2aW9yEjEKAmRvGAQgASgOMiUucGx1Z2luYnJpZGdlLmNvbmZvcm1hbmNlLnYxLkJlaGF2aW9yEg0KBXBvbGxzGAUgASgNEhUKDXdhaXRfZm9yX2ZpbGUYBiABKAkSDwoHbWVzc2FnZRgHIAEoCRIMCgRlY2hvGAggASgJEhcKD2NyZWF0ZV9kZWxheV9tcxgJIAEoDRIUCgxvdXRwdXRfYnl0ZXMYCiABKA0qpQEKCEJlaGF2aW9yEhgKFEJFSEFWSU9SX1VOU1BFQ0lGSUVEEAASDwoLQkVIQVZJT1JfT0sQARIRCg1CRUhBVklPUl9IQU5HEAISEgoOQkVIQVZJT1JfQ1JBU0gQAxIXChNCRUhBVklPUl9VU0VSX0VSUk9SEAQSFgoSQkVIQVZJT1JfUkVUUllBQkxFEAUSFgoSQkVIQVZJT1JfUEVSTUFORU5UEAZiBnByb3RvMw");
+  fileDesc("Ci1wbHVnaW5icmlkZ2UvY29uZm9ybWFuY2UvdjEvY29uZm9ybWFuY2UucHJvdG8SG3BsdWdpbmJyaWRnZS5jb25mb3JtYW5jZS52MSL3AwoGU2NyaXB0EjUKBmNyZWF0ZRgBIAEoDjIlLnBsdWdpbmJyaWRnZS5jb25mb3JtYW5jZS52MS5CZWhhdmlvchIyCgNnZXQYAiABKA4yJS5wbHVnaW5icmlkZ2UuY29uZm9ybWFuY2UudjEuQmVoYXZpb3ISNQoGZGVsZXRlGAMgASgOMiUucGx1Z2luYnJpZGdlLmNvbmZvcm1hbmNlLnYxLkJlaGF2aW9yEjEKAmRvGAQgASgOMiUucGx1Z2luYnJpZGdlLmNvbmZvcm1hbmNlLnYxLkJlaGF2aW9yEg0KBXBvbGxzGAUgASgNEhUKDXdhaXRfZm9yX2ZpbGUYBiABKAkSDwoHbWVzc2FnZRgHIAEoCRIMCgRlY2hvGAggASgJEhcKD2NyZWF0ZV9kZWxheV9tcxgJIAEoDRIUCgxvdXRwdXRfYnl0ZXMYCiABKA0SNQoGaGFuZGxlGAsgASgOMiUucGx1Z2luYnJpZGdlLmNvbmZvcm1hbmNlLnYxLkJlaGF2aW9yEjQKBWFib3J0GAwgASgOMiUucGx1Z2luYnJpZGdlLmNvbmZvcm1hbmNlLnYxLkJlaGF2aW9yEjcKCGZpbmFsaXplGA0gASgOMiUucGx1Z2luYnJpZGdlLmNvbmZvcm1hbmNlLnYxLkJlaGF2aW9yKqUBCghCZWhhdmlvchIYChRCRUhBVklPUl9VTlNQRUNJRklFRBAAEg8KC0JFSEFWSU9SX09LEAESEQoNQkVIQVZJT1JfSEFORxACEhIKDkJFSEFWSU9SX0NSQVNIEAMSFwoTQkVIQVZJT1JfVVNFUl9FUlJPUhAEEhYKEkJFSEFWSU9SX1JFVFJZQUJMRRAFEhYKEkJFSEFWSU9SX1BFUk1BTkVOVBAGYgZwcm90bzM");
 
 /**
  * Script is the Plugin Specification of every kit's conformance reference plugin: the task says what each call
  * does, and every kit's reference plugin acts it out the same way, so one suite can check every kit.
  *
  * The reference plugin of a kit in language L serves task type `conformance-L` (async, plugin name the same) or,
- * run with CONFORMANCE_KIND=sync, `conformance-sync-L`, both at type version 1. Its properties: resync interval
- * 200 ms, Create, Get, Delete and Do deadlines 2 s, 2 system failures. It appends one line per effective call to
- * the file named by $CONFORMANCE_AUDIT_FILE: "<call> <execution id> <attempt> <instance id>", where call is
- * create, get, delete or do, written once the call has done its work (a Create once, however often retried).
+ * run with CONFORMANCE_KIND=sync, `conformance-sync-L`, or with CONFORMANCE_KIND=core, `conformance-core-L`, all at
+ * type version 1. Its properties: resync interval 200 ms, every call's deadline 2 s, 2 system failures. It appends
+ * one line per effective call to the file named by $CONFORMANCE_AUDIT_FILE: "<call> <execution id> <attempt>
+ * <instance id>", where call is create, get, delete, do, handle, abort or finalize, written once the call has done
+ * its work (a Create and a Finalize once per execution and attempt, however often retried).
  * Success outputs are {"language": L, "instance": <instance id>, "echo": <echo>, "gets": <Gets of this attempt,
- * async only>} and, when output_bytes > 0, "payload": output_bytes times "x".
+ * async only>, "handles": <Handles of this attempt, core only>} and, when output_bytes > 0, "payload":
+ * output_bytes times "x".
+ *
+ * Core: the plugin state counts the attempt's Handles: version 1, data the count as decimal ASCII ("3"). Each
+ * Handle reads the count from the state it gets (0 without one), adds one, and answers with the new state: RUNNING
+ * ("polling") while the count is at most `polls`, RUNNING ("waiting") while `wait_for_file` does not exist, then
+ * what `handle` says; "handles" in the outputs is that count, so the state's round trip through the host shows.
+ * A state of another version is refused: FAILED_PRECONDITION "unknown state version <n>".
  *
  * @generated from message pluginbridge.conformance.v1.Script
  */
@@ -56,7 +64,8 @@ export type Script = Message<"pluginbridge.conformance.v1.Script"> & {
   do: Behavior;
 
   /**
-   * How many Gets answer RUNNING ("polling") before the last one, counted per execution and attempt in the process.
+   * How many Gets answer RUNNING ("polling") before the last one, counted per execution and attempt in the process;
+   * for core, how many Handles do (counted in the plugin state).
    *
    * @generated from field: uint32 polls = 5;
    */
@@ -96,6 +105,27 @@ export type Script = Message<"pluginbridge.conformance.v1.Script"> & {
    * @generated from field: uint32 output_bytes = 10;
    */
   outputBytes: number;
+
+  /**
+   * What Handle does (core), once the polls and the file wait are over.
+   *
+   * @generated from field: pluginbridge.conformance.v1.Behavior handle = 11;
+   */
+  handle: Behavior;
+
+  /**
+   * What Abort does (core).
+   *
+   * @generated from field: pluginbridge.conformance.v1.Behavior abort = 12;
+   */
+  abort: Behavior;
+
+  /**
+   * What Finalize does (core).
+   *
+   * @generated from field: pluginbridge.conformance.v1.Behavior finalize = 13;
+   */
+  finalize: Behavior;
 };
 
 /**
@@ -148,14 +178,14 @@ export enum Behavior {
   USER_ERROR = 4,
 
   /**
-   * Report PHASE_RETRYABLE_FAILURE with code "Scripted", the message, kind SYSTEM (Get and Do only).
+   * Report PHASE_RETRYABLE_FAILURE with code "Scripted", the message, kind SYSTEM (Get, Do and Handle only).
    *
    * @generated from enum value: BEHAVIOR_RETRYABLE = 5;
    */
   RETRYABLE = 5,
 
   /**
-   * Report PHASE_PERMANENT_FAILURE with code "Scripted", the message, kind USER (Get and Do only).
+   * Report PHASE_PERMANENT_FAILURE with code "Scripted", the message, kind USER (Get, Do and Handle only).
    *
    * @generated from enum value: BEHAVIOR_PERMANENT = 6;
    */

@@ -36,9 +36,9 @@ const (
 	Behavior_BEHAVIOR_CRASH Behavior = 3
 	// Fail with the kit's own error type and code INVALID_ARGUMENT and the message: a user error.
 	Behavior_BEHAVIOR_USER_ERROR Behavior = 4
-	// Report PHASE_RETRYABLE_FAILURE with code "Scripted", the message, kind SYSTEM (Get and Do only).
+	// Report PHASE_RETRYABLE_FAILURE with code "Scripted", the message, kind SYSTEM (Get, Do and Handle only).
 	Behavior_BEHAVIOR_RETRYABLE Behavior = 5
-	// Report PHASE_PERMANENT_FAILURE with code "Scripted", the message, kind USER (Get and Do only).
+	// Report PHASE_PERMANENT_FAILURE with code "Scripted", the message, kind USER (Get, Do and Handle only).
 	Behavior_BEHAVIOR_PERMANENT Behavior = 6
 )
 
@@ -95,12 +95,20 @@ func (Behavior) EnumDescriptor() ([]byte, []int) {
 // does, and every kit's reference plugin acts it out the same way, so one suite can check every kit.
 //
 // The reference plugin of a kit in language L serves task type `conformance-L` (async, plugin name the same) or,
-// run with CONFORMANCE_KIND=sync, `conformance-sync-L`, both at type version 1. Its properties: resync interval
-// 200 ms, Create, Get, Delete and Do deadlines 2 s, 2 system failures. It appends one line per effective call to
-// the file named by $CONFORMANCE_AUDIT_FILE: "<call> <execution id> <attempt> <instance id>", where call is
-// create, get, delete or do, written once the call has done its work (a Create once, however often retried).
+// run with CONFORMANCE_KIND=sync, `conformance-sync-L`, or with CONFORMANCE_KIND=core, `conformance-core-L`, all at
+// type version 1. Its properties: resync interval 200 ms, every call's deadline 2 s, 2 system failures. It appends
+// one line per effective call to the file named by $CONFORMANCE_AUDIT_FILE: "<call> <execution id> <attempt>
+// <instance id>", where call is create, get, delete, do, handle, abort or finalize, written once the call has done
+// its work (a Create and a Finalize once per execution and attempt, however often retried).
 // Success outputs are {"language": L, "instance": <instance id>, "echo": <echo>, "gets": <Gets of this attempt,
-// async only>} and, when output_bytes > 0, "payload": output_bytes times "x".
+// async only>, "handles": <Handles of this attempt, core only>} and, when output_bytes > 0, "payload":
+// output_bytes times "x".
+//
+// Core: the plugin state counts the attempt's Handles: version 1, data the count as decimal ASCII ("3"). Each
+// Handle reads the count from the state it gets (0 without one), adds one, and answers with the new state: RUNNING
+// ("polling") while the count is at most `polls`, RUNNING ("waiting") while `wait_for_file` does not exist, then
+// what `handle` says; "handles" in the outputs is that count, so the state's round trip through the host shows.
+// A state of another version is refused: FAILED_PRECONDITION "unknown state version <n>".
 type Script struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What Create does.
@@ -111,7 +119,8 @@ type Script struct {
 	Delete Behavior `protobuf:"varint,3,opt,name=delete,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"delete,omitempty"`
 	// What Do does.
 	Do Behavior `protobuf:"varint,4,opt,name=do,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"do,omitempty"`
-	// How many Gets answer RUNNING ("polling") before the last one, counted per execution and attempt in the process.
+	// How many Gets answer RUNNING ("polling") before the last one, counted per execution and attempt in the process;
+	// for core, how many Handles do (counted in the plugin state).
 	Polls uint32 `protobuf:"varint,5,opt,name=polls,proto3" json:"polls,omitempty"`
 	// While this file does not exist, Get answers RUNNING ("waiting").
 	WaitForFile string `protobuf:"bytes,6,opt,name=wait_for_file,json=waitForFile,proto3" json:"wait_for_file,omitempty"`
@@ -122,7 +131,13 @@ type Script struct {
 	// How long Create takes before it answers, in milliseconds.
 	CreateDelayMs uint32 `protobuf:"varint,9,opt,name=create_delay_ms,json=createDelayMs,proto3" json:"create_delay_ms,omitempty"`
 	// The size of the "payload" output, in bytes.
-	OutputBytes   uint32 `protobuf:"varint,10,opt,name=output_bytes,json=outputBytes,proto3" json:"output_bytes,omitempty"`
+	OutputBytes uint32 `protobuf:"varint,10,opt,name=output_bytes,json=outputBytes,proto3" json:"output_bytes,omitempty"`
+	// What Handle does (core), once the polls and the file wait are over.
+	Handle Behavior `protobuf:"varint,11,opt,name=handle,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"handle,omitempty"`
+	// What Abort does (core).
+	Abort Behavior `protobuf:"varint,12,opt,name=abort,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"abort,omitempty"`
+	// What Finalize does (core).
+	Finalize      Behavior `protobuf:"varint,13,opt,name=finalize,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"finalize,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,11 +242,32 @@ func (x *Script) GetOutputBytes() uint32 {
 	return 0
 }
 
+func (x *Script) GetHandle() Behavior {
+	if x != nil {
+		return x.Handle
+	}
+	return Behavior_BEHAVIOR_UNSPECIFIED
+}
+
+func (x *Script) GetAbort() Behavior {
+	if x != nil {
+		return x.Abort
+	}
+	return Behavior_BEHAVIOR_UNSPECIFIED
+}
+
+func (x *Script) GetFinalize() Behavior {
+	if x != nil {
+		return x.Finalize
+	}
+	return Behavior_BEHAVIOR_UNSPECIFIED
+}
+
 var File_pluginbridge_conformance_v1_conformance_proto protoreflect.FileDescriptor
 
 const file_pluginbridge_conformance_v1_conformance_proto_rawDesc = "" +
 	"\n" +
-	"-pluginbridge/conformance/v1/conformance.proto\x12\x1bpluginbridge.conformance.v1\"\xa9\x03\n" +
+	"-pluginbridge/conformance/v1/conformance.proto\x12\x1bpluginbridge.conformance.v1\"\xe8\x04\n" +
 	"\x06Script\x12=\n" +
 	"\x06create\x18\x01 \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x06create\x127\n" +
 	"\x03get\x18\x02 \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x03get\x12=\n" +
@@ -243,7 +279,10 @@ const file_pluginbridge_conformance_v1_conformance_proto_rawDesc = "" +
 	"\x04echo\x18\b \x01(\tR\x04echo\x12&\n" +
 	"\x0fcreate_delay_ms\x18\t \x01(\rR\rcreateDelayMs\x12!\n" +
 	"\foutput_bytes\x18\n" +
-	" \x01(\rR\voutputBytes*\xa5\x01\n" +
+	" \x01(\rR\voutputBytes\x12=\n" +
+	"\x06handle\x18\v \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x06handle\x12;\n" +
+	"\x05abort\x18\f \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x05abort\x12A\n" +
+	"\bfinalize\x18\r \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\bfinalize*\xa5\x01\n" +
 	"\bBehavior\x12\x18\n" +
 	"\x14BEHAVIOR_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBEHAVIOR_OK\x10\x01\x12\x11\n" +
@@ -277,11 +316,14 @@ var file_pluginbridge_conformance_v1_conformance_proto_depIdxs = []int32{
 	0, // 1: pluginbridge.conformance.v1.Script.get:type_name -> pluginbridge.conformance.v1.Behavior
 	0, // 2: pluginbridge.conformance.v1.Script.delete:type_name -> pluginbridge.conformance.v1.Behavior
 	0, // 3: pluginbridge.conformance.v1.Script.do:type_name -> pluginbridge.conformance.v1.Behavior
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0, // 4: pluginbridge.conformance.v1.Script.handle:type_name -> pluginbridge.conformance.v1.Behavior
+	0, // 5: pluginbridge.conformance.v1.Script.abort:type_name -> pluginbridge.conformance.v1.Behavior
+	0, // 6: pluginbridge.conformance.v1.Script.finalize:type_name -> pluginbridge.conformance.v1.Behavior
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_conformance_v1_conformance_proto_init() }

@@ -27,6 +27,8 @@ const (
 	AsyncPluginServiceName = "pluginbridge.v1.AsyncPluginService"
 	// SyncPluginServiceName is the fully-qualified name of the SyncPluginService service.
 	SyncPluginServiceName = "pluginbridge.v1.SyncPluginService"
+	// CorePluginServiceName is the fully-qualified name of the CorePluginService service.
+	CorePluginServiceName = "pluginbridge.v1.CorePluginService"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -50,6 +52,14 @@ const (
 	AsyncPluginServiceDeleteProcedure = "/pluginbridge.v1.AsyncPluginService/Delete"
 	// SyncPluginServiceDoProcedure is the fully-qualified name of the SyncPluginService's Do RPC.
 	SyncPluginServiceDoProcedure = "/pluginbridge.v1.SyncPluginService/Do"
+	// CorePluginServiceHandleProcedure is the fully-qualified name of the CorePluginService's Handle
+	// RPC.
+	CorePluginServiceHandleProcedure = "/pluginbridge.v1.CorePluginService/Handle"
+	// CorePluginServiceAbortProcedure is the fully-qualified name of the CorePluginService's Abort RPC.
+	CorePluginServiceAbortProcedure = "/pluginbridge.v1.CorePluginService/Abort"
+	// CorePluginServiceFinalizeProcedure is the fully-qualified name of the CorePluginService's
+	// Finalize RPC.
+	CorePluginServiceFinalizeProcedure = "/pluginbridge.v1.CorePluginService/Finalize"
 )
 
 // PluginMetadataServiceClient is a client for the pluginbridge.v1.PluginMetadataService service.
@@ -327,4 +337,140 @@ type UnimplementedSyncPluginServiceHandler struct{}
 
 func (UnimplementedSyncPluginServiceHandler) Do(context.Context, *connect.Request[v1.DoRequest]) (*connect.Response[v1.DoResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("pluginbridge.v1.SyncPluginService.Do is not implemented"))
+}
+
+// CorePluginServiceClient is a client for the pluginbridge.v1.CorePluginService service.
+type CorePluginServiceClient interface {
+	// Handle advances the attempt and reports its phase, with the plugin's new state. The first Handle of an
+	// attempt gets no state. Must be idempotent by the context's execution id, attempt and the state passed in:
+	// after a host crash the same Handle may come again.
+	Handle(context.Context, *connect.Request[v1.HandleRequest]) (*connect.Response[v1.HandleResponse], error)
+	// Abort stops the attempt's work: on AbortTask and when the template's timeout passes. Finalize follows.
+	// Must tolerate an attempt with no work yet (no state) and work that has already ended.
+	Abort(context.Context, *connect.Request[v1.AbortRequest]) (*connect.Response[v1.AbortResponse], error)
+	// Finalize releases what the attempt holds, after its terminal phase or its Abort. The kits make it run once
+	// per execution id and attempt, however often the host calls it.
+	Finalize(context.Context, *connect.Request[v1.FinalizeRequest]) (*connect.Response[v1.FinalizeResponse], error)
+}
+
+// NewCorePluginServiceClient constructs a client for the pluginbridge.v1.CorePluginService service.
+// By default, it uses the Connect protocol with the binary Protobuf Codec, asks for gzipped
+// responses, and sends uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the
+// connect.WithGRPC() or connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewCorePluginServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) CorePluginServiceClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	corePluginServiceMethods := v1.File_pluginbridge_v1_plugin_proto.Services().ByName("CorePluginService").Methods()
+	return &corePluginServiceClient{
+		handle: connect.NewClient[v1.HandleRequest, v1.HandleResponse](
+			httpClient,
+			baseURL+CorePluginServiceHandleProcedure,
+			connect.WithSchema(corePluginServiceMethods.ByName("Handle")),
+			connect.WithClientOptions(opts...),
+		),
+		abort: connect.NewClient[v1.AbortRequest, v1.AbortResponse](
+			httpClient,
+			baseURL+CorePluginServiceAbortProcedure,
+			connect.WithSchema(corePluginServiceMethods.ByName("Abort")),
+			connect.WithClientOptions(opts...),
+		),
+		finalize: connect.NewClient[v1.FinalizeRequest, v1.FinalizeResponse](
+			httpClient,
+			baseURL+CorePluginServiceFinalizeProcedure,
+			connect.WithSchema(corePluginServiceMethods.ByName("Finalize")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// corePluginServiceClient implements CorePluginServiceClient.
+type corePluginServiceClient struct {
+	handle   *connect.Client[v1.HandleRequest, v1.HandleResponse]
+	abort    *connect.Client[v1.AbortRequest, v1.AbortResponse]
+	finalize *connect.Client[v1.FinalizeRequest, v1.FinalizeResponse]
+}
+
+// Handle calls pluginbridge.v1.CorePluginService.Handle.
+func (c *corePluginServiceClient) Handle(ctx context.Context, req *connect.Request[v1.HandleRequest]) (*connect.Response[v1.HandleResponse], error) {
+	return c.handle.CallUnary(ctx, req)
+}
+
+// Abort calls pluginbridge.v1.CorePluginService.Abort.
+func (c *corePluginServiceClient) Abort(ctx context.Context, req *connect.Request[v1.AbortRequest]) (*connect.Response[v1.AbortResponse], error) {
+	return c.abort.CallUnary(ctx, req)
+}
+
+// Finalize calls pluginbridge.v1.CorePluginService.Finalize.
+func (c *corePluginServiceClient) Finalize(ctx context.Context, req *connect.Request[v1.FinalizeRequest]) (*connect.Response[v1.FinalizeResponse], error) {
+	return c.finalize.CallUnary(ctx, req)
+}
+
+// CorePluginServiceHandler is an implementation of the pluginbridge.v1.CorePluginService service.
+type CorePluginServiceHandler interface {
+	// Handle advances the attempt and reports its phase, with the plugin's new state. The first Handle of an
+	// attempt gets no state. Must be idempotent by the context's execution id, attempt and the state passed in:
+	// after a host crash the same Handle may come again.
+	Handle(context.Context, *connect.Request[v1.HandleRequest]) (*connect.Response[v1.HandleResponse], error)
+	// Abort stops the attempt's work: on AbortTask and when the template's timeout passes. Finalize follows.
+	// Must tolerate an attempt with no work yet (no state) and work that has already ended.
+	Abort(context.Context, *connect.Request[v1.AbortRequest]) (*connect.Response[v1.AbortResponse], error)
+	// Finalize releases what the attempt holds, after its terminal phase or its Abort. The kits make it run once
+	// per execution id and attempt, however often the host calls it.
+	Finalize(context.Context, *connect.Request[v1.FinalizeRequest]) (*connect.Response[v1.FinalizeResponse], error)
+}
+
+// NewCorePluginServiceHandler builds an HTTP handler from the service implementation. It returns
+// the path on which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewCorePluginServiceHandler(svc CorePluginServiceHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	corePluginServiceMethods := v1.File_pluginbridge_v1_plugin_proto.Services().ByName("CorePluginService").Methods()
+	corePluginServiceHandleHandler := connect.NewUnaryHandler(
+		CorePluginServiceHandleProcedure,
+		svc.Handle,
+		connect.WithSchema(corePluginServiceMethods.ByName("Handle")),
+		connect.WithHandlerOptions(opts...),
+	)
+	corePluginServiceAbortHandler := connect.NewUnaryHandler(
+		CorePluginServiceAbortProcedure,
+		svc.Abort,
+		connect.WithSchema(corePluginServiceMethods.ByName("Abort")),
+		connect.WithHandlerOptions(opts...),
+	)
+	corePluginServiceFinalizeHandler := connect.NewUnaryHandler(
+		CorePluginServiceFinalizeProcedure,
+		svc.Finalize,
+		connect.WithSchema(corePluginServiceMethods.ByName("Finalize")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/pluginbridge.v1.CorePluginService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case CorePluginServiceHandleProcedure:
+			corePluginServiceHandleHandler.ServeHTTP(w, r)
+		case CorePluginServiceAbortProcedure:
+			corePluginServiceAbortHandler.ServeHTTP(w, r)
+		case CorePluginServiceFinalizeProcedure:
+			corePluginServiceFinalizeHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedCorePluginServiceHandler returns CodeUnimplemented from all methods.
+type UnimplementedCorePluginServiceHandler struct{}
+
+func (UnimplementedCorePluginServiceHandler) Handle(context.Context, *connect.Request[v1.HandleRequest]) (*connect.Response[v1.HandleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("pluginbridge.v1.CorePluginService.Handle is not implemented"))
+}
+
+func (UnimplementedCorePluginServiceHandler) Abort(context.Context, *connect.Request[v1.AbortRequest]) (*connect.Response[v1.AbortResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("pluginbridge.v1.CorePluginService.Abort is not implemented"))
+}
+
+func (UnimplementedCorePluginServiceHandler) Finalize(context.Context, *connect.Request[v1.FinalizeRequest]) (*connect.Response[v1.FinalizeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("pluginbridge.v1.CorePluginService.Finalize is not implemented"))
 }

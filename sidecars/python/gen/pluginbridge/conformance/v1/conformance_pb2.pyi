@@ -23,7 +23,7 @@ BEHAVIOR_RETRYABLE: Behavior
 BEHAVIOR_PERMANENT: Behavior
 
 class Script(_message.Message):
-    __slots__ = ("create", "get", "delete", "do", "polls", "wait_for_file", "message", "echo", "create_delay_ms", "output_bytes")
+    __slots__ = ("create", "get", "delete", "do", "polls", "wait_for_file", "message", "echo", "create_delay_ms", "output_bytes", "handle", "abort", "finalize")
     CREATE_FIELD_NUMBER: _ClassVar[int]
     GET_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,9 @@ class Script(_message.Message):
     ECHO_FIELD_NUMBER: _ClassVar[int]
     CREATE_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    ABORT_FIELD_NUMBER: _ClassVar[int]
+    FINALIZE_FIELD_NUMBER: _ClassVar[int]
     create: Behavior
     get: Behavior
     delete: Behavior
@@ -44,4 +47,7 @@ class Script(_message.Message):
     echo: str
     create_delay_ms: int
     output_bytes: int
-    def __init__(self, create: _Optional[_Union[Behavior, str]] = ..., get: _Optional[_Union[Behavior, str]] = ..., delete: _Optional[_Union[Behavior, str]] = ..., do: _Optional[_Union[Behavior, str]] = ..., polls: _Optional[int] = ..., wait_for_file: _Optional[str] = ..., message: _Optional[str] = ..., echo: _Optional[str] = ..., create_delay_ms: _Optional[int] = ..., output_bytes: _Optional[int] = ...) -> None: ...
+    handle: Behavior
+    abort: Behavior
+    finalize: Behavior
+    def __init__(self, create: _Optional[_Union[Behavior, str]] = ..., get: _Optional[_Union[Behavior, str]] = ..., delete: _Optional[_Union[Behavior, str]] = ..., do: _Optional[_Union[Behavior, str]] = ..., polls: _Optional[int] = ..., wait_for_file: _Optional[str] = ..., message: _Optional[str] = ..., echo: _Optional[str] = ..., create_delay_ms: _Optional[int] = ..., output_bytes: _Optional[int] = ..., handle: _Optional[_Union[Behavior, str]] = ..., abort: _Optional[_Union[Behavior, str]] = ..., finalize: _Optional[_Union[Behavior, str]] = ...) -> None: ...

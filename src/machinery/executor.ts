@@ -1,11 +1,13 @@
 // One step of an execution: read the record, make at most one kind of plugin call, store the outcome, and say
 // when the execution wants its next step. Hosts are stateless: every fact a step needs is in the record.
-import { create } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import {
   AsyncPluginService,
+  CorePluginService,
   PluginKind,
+  PluginStateSchema,
   SyncPluginService,
   type PluginDescriptor,
   type PluginInstance,
@@ -21,13 +23,18 @@ import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from 
 import { SecretNotFoundError, type SecretResolver } from "./secrets.js";
 import { durationMs, timestampMs } from "./time.js";
 import {
-  abortDeleteFailed,
+  abortStopFailed,
+  applyPendingEnd,
+  awaitFinalize,
   countSystemFailure,
   enterPhase,
   eventOf,
   failAttempt,
+  finalizeFailed,
+  quietUpdate,
   requestAbort,
   succeed,
+  type EndAttempt,
   type Transition,
 } from "./transitions.js";
 
@@ -53,6 +60,9 @@ const DEFAULTS = {
   getTimeoutMs: 10_000,
   deleteTimeoutMs: 30_000,
   doTimeoutMs: 60_000,
+  handleTimeoutMs: 10_000,
+  abortTimeoutMs: 30_000,
+  finalizeTimeoutMs: 30_000,
   maxSystemFailures: 5,
 };
 
@@ -62,6 +72,9 @@ export interface PluginTiming {
   getTimeoutMs: number;
   deleteTimeoutMs: number;
   doTimeoutMs: number;
+  handleTimeoutMs: number;
+  abortTimeoutMs: number;
+  finalizeTimeoutMs: number;
   maxSystemFailures: number;
 }
 
@@ -73,6 +86,9 @@ export function timingOf(descriptor: PluginDescriptor | undefined): PluginTiming
     getTimeoutMs: durationMs(p?.getTimeout, DEFAULTS.getTimeoutMs),
     deleteTimeoutMs: durationMs(p?.deleteTimeout, DEFAULTS.deleteTimeoutMs),
     doTimeoutMs: durationMs(p?.doTimeout, DEFAULTS.doTimeoutMs),
+    handleTimeoutMs: durationMs(p?.handleTimeout, DEFAULTS.handleTimeoutMs),
+    abortTimeoutMs: durationMs(p?.abortTimeout, DEFAULTS.abortTimeoutMs),
+    finalizeTimeoutMs: durationMs(p?.finalizeTimeout, DEFAULTS.finalizeTimeoutMs),
     maxSystemFailures: p?.maxSystemFailures || DEFAULTS.maxSystemFailures,
   };
 }
@@ -150,7 +166,8 @@ export class Executor {
     const timing = timingOf(descriptor);
     const timeoutMs = durationMs(record.template?.metadata?.timeout, 0);
     const deadlineMs = timeoutMs > 0 ? timestampMs(record.attemptStartedAt) + timeoutMs : Infinity;
-    if (Date.now() >= deadlineMs) return await this.timeOut(stored, timeoutMs, timing);
+    // A core attempt whose end is decided only has its Finalize left: the timeout has nothing more to stop.
+    if (Date.now() >= deadlineMs && !record.pendingEnd) return await this.timeOut(stored, timeoutMs, timing);
     // A counted system failure waits out its backoff, whoever recorded it (a step naks for that long; the sync
     // fast path hands its record over without a delay).
     const backoffLeftMs = record.systemFailures > 0 ? timestampMs(record.updatedAt) + backoffMs(record.systemFailures) - Date.now() : 0;
@@ -174,6 +191,8 @@ export class Executor {
           return stored.record.resourceCreated ? await this.get(stored, timing) : await this.create(stored, timing);
         case PluginKind.SYNC:
           return await this.do(stored, timing);
+        case PluginKind.CORE:
+          return stored.record.pendingEnd ? await this.finalize(stored, timing) : await this.handle(stored, timing);
         default: {
           const info = failure(Phase.PERMANENT_FAILURE, "UnsupportedPluginKind", `plugin kind ${descriptor.kind} is not served`, ErrorKind.SYSTEM);
           return await this.commit(stored, enterPhase(stored.record, info));
@@ -277,6 +296,67 @@ export class Executor {
     return await this.commit(stored, await this.doTransition(stored.record, timing));
   }
 
+  /**
+   * Core: Handle with the attempt's state. A report that changes nothing (phase, version, reason, state) writes
+   * nothing; a new state alone is written without an event; a terminal phase becomes the attempt's pending end,
+   * and Finalize follows in the same step.
+   */
+  private async handle(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
+    const { record } = stored;
+    const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
+      await this.clients.call(CorePluginService.method.handle, target, { context, state: record.pluginState }, timing.handleTimeoutMs),
+    );
+    const reported = response.phaseInfo;
+    if (!reported || reported.phase === Phase.UNSPECIFIED) {
+      throw new PluginCallError(status.INTERNAL, "Handle must return a phase", instance.instanceId);
+    }
+    const state = response.state ?? record.pluginState;
+    const stateChanged = response.state !== undefined && (!record.pluginState || !equals(PluginStateSchema, response.state, record.pluginState));
+    const handled = (next: ExecutionRecord): void => {
+      next.pluginState = state;
+      next.resourceCreated = true;
+      next.lastInstanceId = instance.instanceId;
+      next.systemFailures = 0;
+    };
+    if (isTerminalPhase(reported.phase)) {
+      const ending = awaitFinalize(quietUpdate(record, handled).record, reported, response.outputs);
+      if (this.store.encodedSize(ending.record) > this.options.maxRecordBytes) {
+        // Outputs too large to keep: the attempt fails (RecordTooLarge), still through Finalize.
+        const tooLarge = this.fitToStore(record, ending).record.phaseInfo!;
+        return await this.endAfterFinalize(stored, awaitFinalize(quietUpdate(record, handled).record, tooLarge), timing);
+      }
+      return await this.endAfterFinalize(stored, ending, timing);
+    }
+    const firstAnswer = !record.resourceCreated;
+    if (phaseChanged(record.phaseInfo, reported)) {
+      await this.commit(stored, enterPhase(record, reported, handled));
+    } else if (stateChanged || firstAnswer || record.systemFailures > 0) {
+      await this.commit(stored, quietUpdate(record, handled));
+    }
+    return { kind: "again", delayMs: timing.resyncMs };
+  }
+
+  /** Core: Finalize the attempt, then apply its pending end (success, a failed attempt, ABORTED). */
+  private async finalize(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
+    const { record } = stored;
+    try {
+      await this.callAnyInstance(record, async (target, context) =>
+        await this.clients.call(CorePluginService.method.finalize, target, { context, state: record.pluginState }, timing.finalizeTimeoutMs),
+      );
+    } catch (error) {
+      if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+      if (!(error instanceof PluginCallError)) throw error;
+      if (isUserError(error)) return await this.commit(stored, applyPendingEnd(record, `Finalize answered ${error.message}`));
+      this.log.warn("Finalize failed", { execution: record.id, instance: error.instanceId, error: error.message });
+      const transition = finalizeFailed(record, error.message, timing.maxSystemFailures);
+      const disposition = await this.commit(stored, transition);
+      return disposition.kind === "again" && transition.record.pendingEnd
+        ? { kind: "again", delayMs: backoffMs(transition.record.systemFailures) }
+        : disposition;
+    }
+    return await this.commit(stored, applyPendingEnd({ ...record, systemFailures: 0 }));
+  }
+
   private async doTransition(record: ExecutionRecord, timing: PluginTiming): Promise<Transition> {
     const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
       await this.clients.call(SyncPluginService.method.do, target, { context }, timing.doTimeoutMs),
@@ -309,45 +389,79 @@ export class Executor {
     return failAttempt(record, reported);
   }
 
-  /** The attempt ran past TaskMetadata.timeout: release the remote work, then fail the attempt (retryable). */
+  /**
+   * The attempt ran past TaskMetadata.timeout: stop its work (Delete, or a core plugin's Abort), then end the
+   * execution PERMANENT_FAILURE `Timeout`, saying so; a core attempt is Finalized first.
+   */
   private async timeOut(stored: StoredRecord, timeoutMs: number, timing: PluginTiming): Promise<Disposition> {
     const { record } = stored;
-    if (record.resourceCreated) {
-      try {
-        await this.deleteResource(record, timing);
-      } catch (error) {
-        if (!isUserCallError(error)) return await this.onCallError(stored, error, timing);
-        this.log.warn("Delete refused on timeout; taking the work as gone", { execution: record.id, error });
-      }
+    const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
+    let note: string;
+    try {
+      note = await this.stopWork(record, timing, `the attempt's timeout of ${timeoutMs} ms passed`);
+    } catch (error) {
+      return await this.onCallError(stored, error, timing);
     }
-    const info = failure(Phase.RETRYABLE_FAILURE, "Timeout", `attempt ${record.attempt} exceeded its timeout of ${timeoutMs} ms`, ErrorKind.SYSTEM);
-    return await this.commit(stored, failAttempt(record, info));
+    const what = core ? "its work was aborted" : record.resourceCreated ? "its work was deleted" : "no work had started";
+    const message = `attempt ${record.attempt} exceeded its timeout of ${timeoutMs} ms; ${what}${note ? ` (${note})` : ""}`;
+    const info = failure(Phase.PERMANENT_FAILURE, "Timeout", message, ErrorKind.SYSTEM);
+    return core ? await this.endAfterFinalize(stored, awaitFinalize(record, info), timing) : await this.commit(stored, enterPhase(record, info));
   }
 
   /**
-   * Abort requested: Delete the remote work if there is any, then ABORTED. A failing Delete is retried with
-   * backoff within the plugin's system-failure budget; when that is spent the execution still ends ABORTED, with
-   * the failure in its reason, so an abort never turns into a retry or a failure.
+   * Abort requested: stop the work (Delete if there is remote work, or a core plugin's Abort), then ABORTED; a core
+   * attempt is Finalized first. A failing Delete or Abort is retried with backoff within the plugin's
+   * system-failure budget; when that is spent the execution still ends ABORTED, with the failure in its reason, so
+   * an abort never turns into a retry or a failure.
    */
   private async finishAbort(stored: StoredRecord): Promise<Disposition> {
     const { record } = stored;
     const timing = timingOf(this.descriptorFor(record));
+    // The attempt's end was decided before the abort came (a core plugin's Handle ended it): that end stands.
+    if (record.pendingEnd) return await this.finalize(stored, timing);
+    const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
     let reason = record.abortReason || "aborted";
-    if (record.resourceCreated) {
-      try {
-        await this.deleteResource(record, timing);
-      } catch (error) {
-        if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
-        if (!(error instanceof PluginCallError)) throw error;
-        if (!isUserError(error)) {
-          const transition = abortDeleteFailed(record, error.message, timing.maxSystemFailures);
-          const disposition = await this.commit(stored, transition);
-          return disposition.kind === "again" ? { kind: "again", delayMs: backoffMs(transition.record.systemFailures) } : disposition;
-        }
-        reason += ` (Delete answered ${error.message}; taken as gone)`;
-      }
+    try {
+      const note = await this.stopWork(record, timing, reason);
+      if (note) reason += ` (${note})`;
+    } catch (error) {
+      if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+      if (!(error instanceof PluginCallError)) throw error;
+      const transition = abortStopFailed(record, core ? "Abort" : "Delete", error.message, timing.maxSystemFailures, core);
+      if (transition.record.pendingEnd) return await this.endAfterFinalize(stored, transition, timing);
+      const disposition = await this.commit(stored, transition);
+      return disposition.kind === "again" ? { kind: "again", delayMs: backoffMs(transition.record.systemFailures) } : disposition;
     }
-    return await this.commit(stored, enterPhase(record, phaseInfo(Phase.ABORTED, reason)));
+    const end = phaseInfo(Phase.ABORTED, reason);
+    return core ? await this.endAfterFinalize(stored, awaitFinalize(record, end), timing) : await this.commit(stored, enterPhase(record, end));
+  }
+
+  /**
+   * Stops the attempt's work: a core plugin's Abort (always: it may hold work before its first answer), or Delete
+   * once Create succeeded. A refusal with a user code (NOT_FOUND: already gone) is taken as done and returned as a
+   * note for the reason; any other failure is thrown.
+   */
+  private async stopWork(record: ExecutionRecord, timing: PluginTiming, reason: string): Promise<string> {
+    const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
+    try {
+      if (core) {
+        await this.callAnyInstance(record, async (target, context) =>
+          await this.clients.call(CorePluginService.method.abort, target, { context, state: record.pluginState, reason }, timing.abortTimeoutMs),
+        );
+      } else if (record.resourceCreated) {
+        await this.deleteResource(record, timing);
+      }
+      return "";
+    } catch (error) {
+      if (!isUserCallError(error)) throw error;
+      return `${core ? "Abort" : "Delete"} answered ${(error as PluginCallError).message}; taken as gone`;
+    }
+  }
+
+  /** Writes a core attempt's pending end, then Finalizes it in the same step. */
+  private async endAfterFinalize(stored: StoredRecord, ending: Transition, timing: PluginTiming): Promise<Disposition> {
+    const revision = await this.store.update(ending.record, stored.revision);
+    return await this.finalize({ record: ending.record, revision }, timing);
   }
 
   private async deleteResource(record: ExecutionRecord, timing: PluginTiming): Promise<void> {
@@ -407,6 +521,7 @@ export class Executor {
   private async onCallError(stored: StoredRecord, error: unknown, timing: PluginTiming): Promise<Disposition> {
     const transition = this.afterCallError(stored.record, error, timing);
     if (!transition) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+    if (transition.record.pendingEnd) return await this.endAfterFinalize(stored, transition, timing);
     const disposition = await this.commit(stored, transition);
     const failures = transition.record.systemFailures;
     return disposition.kind === "again" && failures > stored.record.systemFailures
@@ -419,16 +534,22 @@ export class Executor {
    * instance serves the type (nothing to record: look again later). Anything else (NATS, a bug) is thrown.
    */
   private afterCallError(record: ExecutionRecord, error: unknown, timing: PluginTiming): Transition | undefined {
+    const endAttempt = this.endAttemptFor(record);
     if (error instanceof NoInstanceError) return undefined;
     if (error instanceof SecretNotFoundError) {
-      return failAttempt(record, failure(Phase.PERMANENT_FAILURE, "SecretNotFound", error.message, ErrorKind.USER));
+      return endAttempt(record, failure(Phase.PERMANENT_FAILURE, "SecretNotFound", error.message, ErrorKind.USER));
     }
     if (error instanceof PluginCallError && isUserError(error)) {
-      return failAttempt(record, failure(Phase.PERMANENT_FAILURE, `Plugin${codeName(error.code)}`, error.details, ErrorKind.USER));
+      return endAttempt(record, failure(Phase.PERMANENT_FAILURE, `Plugin${codeName(error.code)}`, error.details, ErrorKind.USER));
     }
     if (!(error instanceof PluginCallError)) throw error; // NATS or a bug: leave the item to be redelivered
     this.log.warn("plugin call failed", { execution: record.id, instance: error.instanceId, error: error.message });
-    return countSystemFailure(record, error.message, timing.maxSystemFailures);
+    return countSystemFailure(record, error.message, timing.maxSystemFailures, endAttempt);
+  }
+
+  /** Every end of a core attempt goes through Finalize; other kinds end at once. */
+  private endAttemptFor(record: ExecutionRecord): EndAttempt {
+    return this.descriptorFor(record)?.kind === PluginKind.CORE ? awaitFinalize : failAttempt;
   }
 
   /**

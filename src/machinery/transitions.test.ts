@@ -1,9 +1,18 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ExecutionRecordSchema } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import { PluginStateSchema } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import { ErrorKind, Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { failure, phaseInfo } from "./phases.js";
-import { abortDeleteFailed, countSystemFailure, enterPhase, failAttempt } from "./transitions.js";
+import {
+  abortStopFailed,
+  applyPendingEnd,
+  awaitFinalize,
+  countSystemFailure,
+  enterPhase,
+  failAttempt,
+  finalizeFailed,
+} from "./transitions.js";
 
 const running = (retries = 0) =>
   create(ExecutionRecordSchema, {
@@ -53,12 +62,56 @@ describe("transitions", () => {
   });
 
   it("a failing abort Delete stays pending while the budget lasts, then ends ABORTED with the failure", () => {
-    const pending = abortDeleteFailed(running(3), "unreachable", 1).record;
+    const pending = abortStopFailed(running(3), "Delete", "unreachable", 1).record;
     expect(pending.phaseInfo?.phase).toBe(Phase.RUNNING);
     expect(pending.phaseInfo?.reason).toContain("abort pending");
-    const ended = abortDeleteFailed(pending, "unreachable", 1).record;
+    const ended = abortStopFailed(pending, "Delete", "unreachable", 1).record;
     expect(ended.phaseInfo?.phase).toBe(Phase.ABORTED);
     expect(ended.attempt).toBe(1);
     expect(ended.phaseInfo?.reason).toBe("stop; Delete failed 2 times, the last: unreachable");
+  });
+
+  describe("a core attempt's end", () => {
+    const handled = (retries = 0) =>
+      create(ExecutionRecordSchema, { ...running(retries), pluginState: create(PluginStateSchema, { version: 1, data: new Uint8Array([7]) }) });
+
+    it("waits for Finalize: recorded, no event, the phase unchanged", () => {
+      const { record, events } = awaitFinalize(handled(), phaseInfo(Phase.SUCCESS, "done"), { answer: 42 });
+      expect(events).toEqual([]);
+      expect(record.phaseInfo?.phase).toBe(Phase.RUNNING);
+      expect(record.pendingEnd?.phase).toBe(Phase.SUCCESS);
+      expect(record.pendingOutputs).toEqual({ answer: 42 });
+      expect(record.lastEventSequence).toBe(3n);
+    });
+
+    it("is applied after Finalize: success with the outputs kept for it", () => {
+      const ending = awaitFinalize(handled(), phaseInfo(Phase.SUCCESS, "done"), { answer: 42 }).record;
+      const { record, events } = applyPendingEnd(ending);
+      expect(events.map((e) => e.phaseInfo?.phase)).toEqual([Phase.SUCCESS]);
+      expect(record.outputs).toEqual({ answer: 42 });
+      expect(record.pendingEnd).toBeUndefined();
+      expect(record.pendingOutputs).toBeUndefined();
+    });
+
+    it("a retryable end starts the next attempt without the plugin state", () => {
+      const ending = awaitFinalize(handled(1), failure(Phase.RETRYABLE_FAILURE, "X", "flaky", ErrorKind.SYSTEM)).record;
+      const { record, events } = applyPendingEnd(ending);
+      expect(events.map((e) => e.phaseInfo?.phase)).toEqual([Phase.RETRYABLE_FAILURE, Phase.QUEUED]);
+      expect(record).toMatchObject({ attempt: 2, resourceCreated: false });
+      expect(record.pluginState).toBeUndefined();
+      expect(record.pendingEnd).toBeUndefined();
+    });
+
+    it("a failing Finalize is counted, then the end is applied with the failure noted", () => {
+      let record = awaitFinalize(handled(), phaseInfo(Phase.ABORTED, "stop")).record;
+      record = finalizeFailed(record, "unreachable", 1).record;
+      expect(record.phaseInfo?.phase).toBe(Phase.RUNNING);
+      expect(record.phaseInfo?.reason).toBe("ending: Finalize failed (1 of 1 allowed): unreachable");
+      expect(record.pendingEnd?.phase).toBe(Phase.ABORTED);
+      const ended = finalizeFailed(record, "unreachable", 1).record;
+      expect(ended.phaseInfo?.phase).toBe(Phase.ABORTED);
+      expect(ended.phaseInfo?.reason).toBe("stop (Finalize failed 2 times, the last: unreachable)");
+      expect(ended.pendingEnd).toBeUndefined();
+    });
   });
 });

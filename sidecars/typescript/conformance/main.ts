@@ -1,12 +1,14 @@
 // The TypeScript kit's conformance reference plugin: acts out the task's pluginbridge.conformance.v1.Script,
 // exactly as the comment of proto/pluginbridge/conformance/v1/conformance.proto specifies, so that
 // test/conformance/ can hold every kit to the same behaviour. Runs as the async plugin `conformance-typescript`
-// or, with CONFORMANCE_KIND=sync, as `conformance-sync-typescript`.
+// or, with CONFORMANCE_KIND=sync, as `conformance-sync-typescript`, or with CONFORMANCE_KIND=core, as
+// `conformance-core-typescript`.
 //   node --import tsx sidecars/typescript/conformance/main.ts
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync } from "node:fs";
 import type { JsonObject } from "@bufbuild/protobuf";
 import {
   defineAsyncPlugin,
+  defineCorePlugin,
   defineSyncPlugin,
   GrpcStatus,
   phasePermanentFailure,
@@ -14,13 +16,16 @@ import {
   phaseRunning,
   phaseSuccess,
   PluginError,
+  readTextState,
   serve,
+  textState,
   type PhaseResult,
+  type Plugin,
   type PluginContext,
+  type PluginState,
 } from "@plugin-bridge/kit";
 import { Behavior, ScriptSchema, type Script } from "@plugin-bridge/protocol/pluginbridge/conformance/v1/conformance_pb.js";
 import { ErrorKind } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
-import { existsSync } from "node:fs";
 
 const LANGUAGE = "typescript";
 const audit = process.env.CONFORMANCE_AUDIT_FILE;
@@ -59,6 +64,23 @@ async function act(behavior: Behavior, ctx: PluginContext<Script>): Promise<Phas
   }
 }
 
+/** Acts out a behavior of a call that cannot report a phase (Create, Delete, Abort, Finalize). */
+async function actWithoutPhase(behavior: Behavior, ctx: PluginContext<Script>, call: string): Promise<void> {
+  if (await act(behavior, ctx)) throw new PluginError(GrpcStatus.INVALID_ARGUMENT, `${call} cannot report a phase`);
+}
+
+/** The layout of the core plugin's state: the attempt's Handle count as decimal ASCII. */
+const STATE_VERSION = 1;
+
+/** The Handles of the attempt so far, from the state the host passed back (none without one). */
+function handlesSoFar(state: PluginState | undefined): number {
+  const text = readTextState(state, STATE_VERSION) ?? "0";
+  if (!/^[0-9]+$/.test(text)) {
+    throw new PluginError(GrpcStatus.INVALID_ARGUMENT, `state data ${JSON.stringify(text)} is not a Handle count`);
+  }
+  return Number(text);
+}
+
 const properties = {
   // CONFORMANCE_RESYNC_MS is this kit's own addition, for load tests with many executions in flight.
   resyncInterval: Number(process.env.CONFORMANCE_RESYNC_MS ?? 200),
@@ -66,12 +88,16 @@ const properties = {
   getTimeout: 2_000,
   deleteTimeout: 2_000,
   doTimeout: 2_000,
+  handleTimeout: 2_000,
+  abortTimeout: 2_000,
+  finalizeTimeout: 2_000,
   maxSystemFailures: 2,
 };
 
-const plugin =
-  process.env.CONFORMANCE_KIND === "sync"
-    ? defineSyncPlugin({
+function referencePlugin(kind: string | undefined): Plugin {
+  switch (kind) {
+    case "sync":
+      return defineSyncPlugin({
         name: `conformance-sync-${LANGUAGE}`,
         version: "1.0.0",
         taskTypes: [{ type: `conformance-sync-${LANGUAGE}`, version: 1 }],
@@ -82,16 +108,47 @@ const plugin =
           record("do", ctx);
           return failed ?? phaseSuccess(outputs(ctx));
         },
-      })
-    : defineAsyncPlugin({
+      });
+    case "core":
+      return defineCorePlugin({
+        name: `conformance-core-${LANGUAGE}`,
+        version: "1.0.0",
+        taskTypes: [{ type: `conformance-core-${LANGUAGE}`, version: 1 }],
+        specification: ScriptSchema,
+        properties,
+        async handle(ctx, state) {
+          const handles = handlesSoFar(state) + 1;
+          const next = textState(STATE_VERSION, String(handles));
+          if (handles <= ctx.spec.polls) {
+            record("handle", ctx);
+            return { ...phaseRunning("polling"), state: next };
+          }
+          if (ctx.spec.waitForFile && !existsSync(ctx.spec.waitForFile)) {
+            record("handle", ctx);
+            return { ...phaseRunning("waiting"), state: next };
+          }
+          const failed = await act(ctx.spec.handle, ctx);
+          record("handle", ctx);
+          return { ...(failed ?? phaseSuccess(outputs(ctx, { handles }))), state: next };
+        },
+        async abort(ctx) {
+          await actWithoutPhase(ctx.spec.abort, ctx, "Abort");
+          record("abort", ctx);
+        },
+        async finalize(ctx) {
+          await actWithoutPhase(ctx.spec.finalize, ctx, "Finalize");
+          record("finalize", ctx);
+        },
+      });
+    default:
+      return defineAsyncPlugin({
         name: `conformance-${LANGUAGE}`,
         version: "1.0.0",
         taskTypes: [{ type: `conformance-${LANGUAGE}`, version: 1 }],
         specification: ScriptSchema,
         properties,
         async create(ctx) {
-          const failed = await act(ctx.spec.create, ctx);
-          if (failed) throw new PluginError(GrpcStatus.INVALID_ARGUMENT, "Create cannot report a phase");
+          await actWithoutPhase(ctx.spec.create, ctx, "Create");
           if (ctx.spec.createDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, ctx.spec.createDelayMs));
           record("create", ctx);
           return { execution: ctx.executionId, attempt: ctx.attempt };
@@ -113,11 +170,12 @@ const plugin =
           return failed ?? phaseSuccess(outputs(ctx, { gets }));
         },
         async delete(ctx) {
-          const failed = await act(ctx.spec.delete, ctx);
-          if (failed) throw new PluginError(GrpcStatus.INVALID_ARGUMENT, "Delete cannot report a phase");
+          await actWithoutPhase(ctx.spec.delete, ctx, "Delete");
           record("delete", ctx);
         },
       });
+  }
+}
 
-const handle = await serve(plugin);
+const handle = await serve(referencePlugin(process.env.CONFORMANCE_KIND));
 instanceId = handle.instanceId;

@@ -15,6 +15,13 @@ import {
 } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import type { Plugin, PluginProperties } from "./plugin.js";
 
+/** The descriptor's kind of each kind of declaration. */
+const kinds: Record<Plugin["kind"], PluginKind> = {
+  async: PluginKind.ASYNC,
+  sync: PluginKind.SYNC,
+  core: PluginKind.CORE,
+};
+
 /** The message's file and its transitive dependencies, each once, every file after the files it imports. */
 export function fileDescriptorSetFor(message: DescMessage): FileDescriptorSet {
   const ordered: FileDescriptorProto[] = [];
@@ -40,6 +47,9 @@ function propertiesInit(properties: PluginProperties = {}) {
     getTimeout: duration(properties.getTimeout),
     deleteTimeout: duration(properties.deleteTimeout),
     doTimeout: duration(properties.doTimeout),
+    handleTimeout: duration(properties.handleTimeout),
+    abortTimeout: duration(properties.abortTimeout),
+    finalizeTimeout: duration(properties.finalizeTimeout),
     maxSystemFailures: properties.maxSystemFailures ?? 0,
   };
 }
@@ -50,7 +60,7 @@ export function pluginDescriptor(plugin: Plugin): PluginDescriptor {
     name: plugin.name,
     version: plugin.version,
     taskTypes: plugin.taskTypes.map(({ type, version }) => ({ type, version })),
-    kind: plugin.kind === "async" ? PluginKind.ASYNC : PluginKind.SYNC,
+    kind: kinds[plugin.kind],
     properties: propertiesInit(plugin.properties),
     specification: {
       fileDescriptorSet: fileDescriptorSetFor(plugin.specification),

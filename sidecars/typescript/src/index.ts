@@ -2,14 +2,19 @@
 // The SDK half (submit tasks, watch them) is exported separately as "@plugin-bridge/kit/sdk".
 export {
   defineAsyncPlugin,
+  defineCorePlugin,
   defineSyncPlugin,
   type AsyncPlugin,
   type AsyncPluginDefinition,
   type Awaitable,
+  type CorePlugin,
+  type CorePluginDefinition,
+  type HandleResult,
   type Plugin,
   type PluginContext,
   type PluginDeclaration,
   type PluginProperties,
+  type PluginState,
   type ResourceMetaEncoding,
   type SyncPlugin,
   type SyncPluginDefinition,
@@ -27,6 +32,7 @@ export {
   type PhaseDetails,
   type PhaseResult,
 } from "./phases.js";
+export { jsonState, readJsonState, readTextState, textState } from "./state.js";
 export { GrpcStatus, isPluginError, PluginError, toServiceError } from "./errors.js";
 export { serve, type ServeHandle, type ServeOptions } from "./serve.js";
 export { decodeSpecification, buildPluginContext } from "./context.js";
@@ -44,7 +50,15 @@ export {
   type ServiceImplementation,
 } from "./grpc-service.js";
 export { HealthState, healthService, ServingStatus } from "./health.js";
-export { IdempotentCreates, KvCreateStore, MemoryCreateStore, type CreateStore } from "./idempotency.js";
+export {
+  CREATE_CALL,
+  FINALIZE_CALL,
+  IdempotentCalls,
+  KvIdempotencyStore,
+  MemoryIdempotencyStore,
+  type IdempotencyStore,
+  type IdempotentCall,
+} from "./idempotency.js";
 export { Announcer, ANNOUNCEMENT_TTL_SECONDS, HEARTBEAT_INTERVAL_MS, type AnnouncerOptions } from "./announce.js";
 export {
   CREATES_BUCKET,
@@ -53,7 +67,7 @@ export {
   PLUGINS_BUCKET,
   PLUGINS_BUCKET_OPTIONS,
 } from "./nats.js";
-export { kvKey } from "./keys.js";
+export { createKey, finalizeKey, kvKey } from "./keys.js";
 export { parseEndpoint, type Endpoint } from "./endpoint.js";
 export { createLogger, type Logger, type LogLevel, type LogFields } from "./log.js";
 export { decodeResourceMeta, encodeResourceMeta } from "./meta.js";

@@ -16,3 +16,16 @@ function escapeToken(token: string): string {
 export function kvKey(...tokens: Array<string | number>): string {
   return tokens.map((token) => escapeToken(String(token))).join(".");
 }
+
+/** Where `pb_creates` keeps the resource meta of an attempt's Create: `<plugin>.<execution>.<attempt>`. */
+export function createKey(plugin: string, executionId: string, attempt: number): string {
+  return kvKey(plugin, executionId, attempt);
+}
+
+/**
+ * Where `pb_creates` keeps the marker of an attempt's finished Finalize: `<plugin>.<execution>.<attempt>.finalize`.
+ * The fourth token keeps it apart from every Create key, since no escaped token holds a '.'.
+ */
+export function finalizeKey(plugin: string, executionId: string, attempt: number): string {
+  return kvKey(plugin, executionId, attempt, "finalize");
+}

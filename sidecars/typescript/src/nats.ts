@@ -17,7 +17,10 @@ export const PLUGINS_BUCKET_OPTIONS: Partial<KvOptions> = {
   storage: StorageType.File,
 };
 
-/** The `pb_creates` bucket: the resource meta of every Create, by plugin, execution and attempt. */
+/**
+ * The `pb_creates` bucket: the resource meta of every Create and a marker for every finished Finalize, by plugin,
+ * execution and attempt (keys.ts: createKey, finalizeKey).
+ */
 export const CREATES_BUCKET = "pb_creates";
 export const CREATES_BUCKET_OPTIONS: Partial<KvOptions> = {
   history: 1,

@@ -1,24 +1,26 @@
-// The plugin's gRPC services: Describe, and the Async or Sync service, calling the author's methods with a
+// The plugin's gRPC services: Describe, and the Async, Sync or Core service, calling the author's methods with a
 // decoded PluginContext and turning their results into responses.
 import { create, type DescMessage, type JsonObject, type Message } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { status, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   AsyncPluginService,
+  CorePluginService,
   PluginMetadataService,
   SyncPluginService,
   type PluginDescriptor,
+  type PluginState as PluginStateMessage,
 } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import { Phase, PhaseInfoSchema, type PhaseInfo } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { buildPluginContext } from "./context.js";
 import { PluginError } from "./errors.js";
-import type { IdempotentCreates } from "./idempotency.js";
+import type { IdempotentCalls } from "./idempotency.js";
 import { implementService, type CallGate, type CallInfo } from "./grpc-service.js";
-import { kvKey } from "./keys.js";
+import { createKey, finalizeKey } from "./keys.js";
 import type { Logger } from "./log.js";
 import { decodeResourceMeta, encodeResourceMeta } from "./meta.js";
 import { isTerminalPhase, type PhaseResult } from "./phases.js";
-import type { AsyncPlugin, Plugin, PluginContext, SyncPlugin } from "./plugin.js";
+import type { AsyncPlugin, CorePlugin, Plugin, PluginContext, PluginState, SyncPlugin } from "./plugin.js";
 
 /** A JSON round trip: drops `undefined`, turns Dates into strings, so any plain value fits a Struct. */
 function plainJson(value: JsonObject | undefined, what: string): JsonObject | undefined {
@@ -30,7 +32,7 @@ function plainJson(value: JsonObject | undefined, what: string): JsonObject | un
   return plain as JsonObject;
 }
 
-/** Checks and completes what a plugin returned from Get or Do. */
+/** Checks and completes what a plugin returned from Get, Do or Handle. */
 function phaseResponse(result: PhaseResult, method: string): { phaseInfo: PhaseInfo; outputs?: JsonObject } {
   if (!result || typeof result !== "object" || !result.phaseInfo) {
     throw new PluginError(status.INTERNAL, `${method} returned no phaseInfo; return phaseSuccess(), phaseRunning() ...`);
@@ -61,7 +63,7 @@ function contextFor(plugin: Plugin, log: Logger) {
 /** AsyncPluginService over an async plugin, with Create made idempotent by `creates`. */
 export function asyncService(
   plugin: AsyncPlugin<DescMessage, unknown>,
-  creates: IdempotentCreates,
+  creates: IdempotentCalls,
   log: Logger,
   gate?: CallGate,
 ): UntypedServiceImplementation {
@@ -73,7 +75,7 @@ export function asyncService(
       async create(request, info) {
         // The context is decoded before the idempotency lookup so a bad `custom` fails fast with its field.
         const ctx = context(request, info);
-        const key = kvKey(plugin.name, ctx.executionId, ctx.attempt);
+        const key = createKey(plugin.name, ctx.executionId, ctx.attempt);
         const resourceMeta = await creates.run(key, info.signal, async (signal) => {
           log("info", "create", { execution: ctx.executionId, attempt: ctx.attempt });
           return encodeResourceMeta(encoding, await plugin.create({ ...ctx, signal }));
@@ -114,6 +116,68 @@ export function syncService(plugin: SyncPlugin<DescMessage>, log: Logger, gate?:
           );
         }
         return response;
+      },
+    },
+    gate,
+  );
+}
+
+/** The state a core plugin method gets: a plain copy of the request's, or undefined on a first Handle. */
+function stateIn(state: PluginStateMessage | undefined): PluginState | undefined {
+  return state ? { version: state.version, data: state.data } : undefined;
+}
+
+/** Checks the state a Handle returned; undefined leaves the response's state unset, which keeps the old one. */
+function stateOut(state: PluginState | undefined): PluginState | undefined {
+  if (state === undefined) return undefined;
+  const valid =
+    typeof state === "object" &&
+    state !== null &&
+    Number.isInteger(state.version) &&
+    state.version >= 0 &&
+    state.version <= 0xffff_ffff &&
+    state.data instanceof Uint8Array;
+  if (!valid) {
+    throw new PluginError(status.INTERNAL, "handle returned a state that is not { version: uint32, data: Uint8Array }");
+  }
+  return { version: state.version, data: state.data };
+}
+
+/** What Finalize stores in `pb_creates` once it succeeded: the presence of the key is what counts. */
+const FINALIZED = new TextEncoder().encode("finalized");
+
+/** CorePluginService over a core plugin, with Finalize made to run once per attempt by `finalizes`. */
+export function coreService(
+  plugin: CorePlugin<DescMessage>,
+  finalizes: IdempotentCalls,
+  log: Logger,
+  gate?: CallGate,
+): UntypedServiceImplementation {
+  const context = contextFor(plugin, log);
+  return implementService(
+    CorePluginService,
+    {
+      async handle(request, info) {
+        const ctx = context(request, info);
+        const result = await plugin.handle(ctx, stateIn(request.state));
+        return { ...phaseResponse(result, "handle"), state: stateOut(result.state) };
+      },
+      async abort(request, info) {
+        const ctx = context(request, info);
+        log("info", "abort", { execution: ctx.executionId, attempt: ctx.attempt, reason: request.reason });
+        await plugin.abort(ctx, stateIn(request.state), request.reason);
+        return {};
+      },
+      async finalize(request, info) {
+        // Decoded before the idempotency lookup, as for Create: a bad `custom` fails fast with its field.
+        const ctx = context(request, info);
+        const key = finalizeKey(plugin.name, ctx.executionId, ctx.attempt);
+        await finalizes.run(key, info.signal, async (signal) => {
+          log("info", "finalize", { execution: ctx.executionId, attempt: ctx.attempt });
+          await plugin.finalize({ ...ctx, signal }, stateIn(request.state));
+          return FINALIZED;
+        });
+        return {};
       },
     },
     gate,

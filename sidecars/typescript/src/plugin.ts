@@ -1,6 +1,6 @@
 // What a plugin author declares: the plugin's identity, the task types it serves, its Plugin Specification
-// message and its methods. `defineAsyncPlugin` and `defineSyncPlugin` only check and tag the declaration;
-// `serve()` turns it into gRPC services.
+// message and its methods. `defineAsyncPlugin`, `defineSyncPlugin` and `defineCorePlugin` only check and tag the
+// declaration; `serve()` turns it into gRPC services.
 import type { DescMessage, JsonObject, MessageShape } from "@bufbuild/protobuf";
 import type {
   TaskContext,
@@ -20,7 +20,8 @@ export interface TaskTypeRef {
 
 /**
  * How the host should drive the plugin; durations in milliseconds. Unset values take the host's defaults
- * (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, 5 system failures).
+ * (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, handle 10 s, abort 30 s, finalize 30 s,
+ * 5 system failures).
  */
 export interface PluginProperties {
   resyncInterval?: number;
@@ -28,6 +29,9 @@ export interface PluginProperties {
   getTimeout?: number;
   deleteTimeout?: number;
   doTimeout?: number;
+  handleTimeout?: number;
+  abortTimeout?: number;
+  finalizeTimeout?: number;
   maxSystemFailures?: number;
 }
 
@@ -94,6 +98,44 @@ export interface SyncPluginDefinition<Desc extends DescMessage> extends PluginDe
   do(ctx: PluginContext<MessageShape<Desc>>): Awaitable<PhaseResult>;
 }
 
+/**
+ * A core plugin's own state for one attempt, after Flyte's PluginStateReader and PluginStateWriter: opaque to the
+ * host, which keeps it with the execution and passes it to every later call of the attempt.
+ */
+export interface PluginState {
+  /** The layout of `data`, chosen by the plugin (a uint32), so a new plugin version can tell an old state. */
+  version: number;
+  data: Uint8Array;
+}
+
+/** What Handle returns: a phase, as the phase constructors build it, and the new state. */
+export interface HandleResult extends PhaseResult {
+  /** The attempt's new state; left out, the host keeps the state the call got. */
+  state?: PluginState;
+}
+
+/**
+ * A core plugin, after Flyte's core plugin interface: the host calls `handle` every resync interval with the
+ * state the previous one returned, until a terminal phase; then, or after `abort`, `finalize`.
+ */
+export interface CorePluginDefinition<Desc extends DescMessage> extends PluginDeclaration<Desc> {
+  /**
+   * Advances the attempt and reports its phase. `state` is undefined on the attempt's first Handle. Must be
+   * idempotent by execution id, attempt and `state`: after a host crash the same Handle may come again.
+   */
+  handle(ctx: PluginContext<MessageShape<Desc>>, state: PluginState | undefined): Awaitable<HandleResult>;
+  /**
+   * Stops the attempt's work, on abort or when the task's timeout passes; `finalize` follows. Must tolerate an
+   * attempt with no work yet (no state) and work that has already ended.
+   */
+  abort(ctx: PluginContext<MessageShape<Desc>>, state: PluginState | undefined, reason: string): Awaitable<void>;
+  /**
+   * Releases what the attempt holds, after its terminal phase or its abort. The kit makes it idempotent by
+   * execution id and attempt: once it succeeded it does not run again, even across restarts and instances.
+   */
+  finalize(ctx: PluginContext<MessageShape<Desc>>, state: PluginState | undefined): Awaitable<void>;
+}
+
 export interface AsyncPlugin<Desc extends DescMessage = DescMessage, Meta = unknown>
   extends AsyncPluginDefinition<Desc, Meta> {
   readonly kind: "async";
@@ -103,7 +145,11 @@ export interface SyncPlugin<Desc extends DescMessage = DescMessage> extends Sync
   readonly kind: "sync";
 }
 
-export type Plugin = AsyncPlugin<DescMessage, any> | SyncPlugin<DescMessage>;
+export interface CorePlugin<Desc extends DescMessage = DescMessage> extends CorePluginDefinition<Desc> {
+  readonly kind: "core";
+}
+
+export type Plugin = AsyncPlugin<DescMessage, any> | SyncPlugin<DescMessage> | CorePlugin<DescMessage>;
 
 const namePattern = /^[A-Za-z0-9_-]+$/;
 
@@ -144,4 +190,10 @@ export function defineAsyncPlugin<Desc extends DescMessage, Meta>(
 export function defineSyncPlugin<Desc extends DescMessage>(definition: SyncPluginDefinition<Desc>): SyncPlugin<Desc> {
   checkDeclaration(definition);
   return { ...definition, kind: "sync" };
+}
+
+/** Declares a core plugin. */
+export function defineCorePlugin<Desc extends DescMessage>(definition: CorePluginDefinition<Desc>): CorePlugin<Desc> {
+  checkDeclaration(definition);
+  return { ...definition, kind: "core" };
 }

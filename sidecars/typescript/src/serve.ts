@@ -8,6 +8,7 @@ import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { Health } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
 import {
   AsyncPluginService,
+  CorePluginService,
   PluginMetadataService,
   SyncPluginService,
 } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
@@ -24,7 +25,13 @@ import {
 import { PluginError } from "./errors.js";
 import { grpcServiceDefinition, type CallGate } from "./grpc-service.js";
 import { HealthState, healthService, ServingStatus } from "./health.js";
-import { IdempotentCreates, KvCreateStore, MemoryCreateStore } from "./idempotency.js";
+import {
+  CREATE_CALL,
+  FINALIZE_CALL,
+  IdempotentCalls,
+  KvIdempotencyStore,
+  MemoryIdempotencyStore,
+} from "./idempotency.js";
 import { kvKey } from "./keys.js";
 import { createLogger } from "./log.js";
 import {
@@ -34,14 +41,14 @@ import {
   PLUGINS_BUCKET,
   PLUGINS_BUCKET_OPTIONS,
 } from "./nats.js";
-import { asyncService, metadataService, syncService } from "./plugin-services.js";
+import { asyncService, coreService, metadataService, syncService } from "./plugin-services.js";
 import type { Plugin } from "./plugin.js";
 
 export interface ServeOptions {
   /**
    * NATS server URL(s), comma-separated. Default: $PLUGIN_BRIDGE_NATS_URL, else $NATS_URL, else
-   * nats://127.0.0.1:4222. `false` runs without NATS: no announcement, and Create is idempotent only within
-   * the process (for local development).
+   * nats://127.0.0.1:4222. `false` runs without NATS: no announcement, and Create and Finalize are idempotent
+   * only within the process (for local development).
    */
   natsUrl?: string | false;
   /** "unix:/path" or "host:port". Default: $PLUGIN_BRIDGE_ENDPOINT, else a unix socket in os.tmpdir(). */
@@ -123,7 +130,7 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
   const descriptor = pluginDescriptor(plugin);
   const startedAt = timestampNow();
 
-  const pluginService = plugin.kind === "async" ? AsyncPluginService : SyncPluginService;
+  const pluginService = { async: AsyncPluginService, sync: SyncPluginService, core: CorePluginService }[plugin.kind];
   const servedNames = [PluginMetadataService.typeName, pluginService.typeName, Health.typeName];
   const health = new HealthState(servedNames);
 
@@ -143,11 +150,12 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
   };
 
   const nats = config.natsUrl === false ? undefined : new NatsLink(config.natsUrl, config.instanceId, log);
-  if (!nats) log("warn", "running without NATS: no announcement, Create idempotent within this process only");
-  const creates = new IdempotentCreates(
-    nats ? new KvCreateStore(() => nats.bucket(CREATES_BUCKET, CREATES_BUCKET_OPTIONS)) : new MemoryCreateStore(),
-    log,
-  );
+  if (!nats) {
+    log("warn", "running without NATS: no announcement, Create and Finalize idempotent within this process only");
+  }
+  const store = nats
+    ? new KvIdempotencyStore(() => nats.bucket(CREATES_BUCKET, CREATES_BUCKET_OPTIONS))
+    : new MemoryIdempotencyStore();
 
   // The host sends requests of up to its own limit (4 MiB by default, configurable) plus the TaskContext around
   // them, and accepts 16 MiB answers: grpc-js's 4 MiB default receive limit would refuse the largest requests.
@@ -157,9 +165,13 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
   });
   server.addService(grpcServiceDefinition(PluginMetadataService), metadataService(descriptor));
   if (plugin.kind === "async") {
+    const creates = new IdempotentCalls(store, log, CREATE_CALL);
     server.addService(grpcServiceDefinition(AsyncPluginService), asyncService(plugin, creates, log, gate));
-  } else {
+  } else if (plugin.kind === "sync") {
     server.addService(grpcServiceDefinition(SyncPluginService), syncService(plugin, log, gate));
+  } else {
+    const finalizes = new IdempotentCalls(store, log, FINALIZE_CALL);
+    server.addService(grpcServiceDefinition(CorePluginService), coreService(plugin, finalizes, log, gate));
   }
   server.addService(grpcServiceDefinition(Health), healthService(health));
 

@@ -21,6 +21,7 @@ export const examplesMain = {
   http: path.join(kitRoot, "examples", "http", "main.ts"),
   sensor: path.join(kitRoot, "examples", "sensor", "main.ts"),
   counting: path.join(kitRoot, "test", "fixtures", "counting-main.ts"),
+  conformance: path.join(kitRoot, "conformance", "main.ts"),
 };
 
 import { eventually } from "../../../test/helpers/eventually.js";

@@ -1,5 +1,5 @@
-// Unit tests of the kit's pure parts: spec decoding, descriptors, keys, resource meta, endpoints, phases and
-// the in-process half of Create idempotency.
+// Unit tests of the kit's pure parts: spec decoding, descriptors, keys, resource meta, core plugin state,
+// endpoints, phases and the in-process half of Create and Finalize idempotency.
 import { createFileRegistry } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import {
@@ -7,16 +7,26 @@ import {
   encodeResourceMeta,
   decodeResourceMeta,
   fileDescriptorSetFor,
-  IdempotentCreates,
+  CREATE_CALL,
+  FINALIZE_CALL,
+  IdempotentCalls,
   isPluginError,
   kvKey,
-  MemoryCreateStore,
+  createKey,
+  finalizeKey,
+  MemoryIdempotencyStore,
   parseEndpoint,
   phasePermanentFailure,
   phaseSuccess,
   pluginDescriptor,
   defineSyncPlugin,
+  defineCorePlugin,
   createLogger,
+  jsonState,
+  readJsonState,
+  readTextState,
+  textState,
+  phaseRunning,
 } from "@plugin-bridge/kit";
 import { HttpRequestSchema } from "@plugin-bridge/protocol/pluginbridge/plugins/http/v1/http_pb.js";
 import { ErrorKind, Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
@@ -80,6 +90,26 @@ describe("descriptors", () => {
     expect(descriptor.specification?.messageName).toBe("pluginbridge.plugins.http.v1.HttpRequest");
   });
 
+  it("describes a core plugin with its Handle, Abort and Finalize deadlines", () => {
+    const plugin = defineCorePlugin({
+      name: "demo-core",
+      version: "1.0.0",
+      taskTypes: [{ type: "demo-core", version: 1 }],
+      specification: HttpRequestSchema,
+      properties: { handleTimeout: 2_000, abortTimeout: 250, finalizeTimeout: 61_000 },
+      handle: () => phaseRunning(),
+      abort: () => undefined,
+      finalize: () => undefined,
+    });
+    const properties = pluginDescriptor(plugin).properties;
+    expect(pluginDescriptor(plugin).kind).toBe(PluginKind.CORE);
+    expect(properties?.handleTimeout).toMatchObject({ seconds: 2n, nanos: 0 });
+    expect(properties?.abortTimeout).toMatchObject({ seconds: 0n, nanos: 250_000_000 });
+    expect(properties?.finalizeTimeout).toMatchObject({ seconds: 61n, nanos: 0 });
+    // Unset stays unset, so the host applies its own defaults.
+    expect(properties?.doTimeout).toBeUndefined();
+  });
+
   it("refuses a bad declaration when it is made", () => {
     expect(() =>
       defineSyncPlugin({ name: "a.b", version: "1", taskTypes: [{ type: "t", version: 1 }], specification: HttpRequestSchema, do: () => phaseSuccess() }),
@@ -98,6 +128,11 @@ describe("kvKey", () => {
     expect(kvKey("p", "")).toBe("p.=");
     expect(kvKey("p", "é")).toBe("p.=C3=A9");
   });
+
+  it("keeps a Finalize's key apart from its attempt's Create key", () => {
+    expect(createKey("core", "run.1", 2)).toBe("core.run=2E1.2");
+    expect(finalizeKey("core", "run.1", 2)).toBe("core.run=2E1.2.finalize");
+  });
 });
 
 describe("resource meta", () => {
@@ -112,6 +147,27 @@ describe("resource meta", () => {
   it("treats a mismatch as the plugin's bug and foreign bytes as the caller's", () => {
     expect((thrown(() => encodeResourceMeta("json", new Uint8Array())) as { code: number }).code).toBe(status.INTERNAL);
     expect((thrown(() => decodeResourceMeta("json", new Uint8Array([0xff]))) as { code: number }).code).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe("core plugin state", () => {
+  const code = (run: () => unknown) => (thrown(run) as { code: number }).code;
+
+  it("round-trips text and JSON, and reads no state as undefined", () => {
+    expect(textState(1, "3")).toEqual({ version: 1, data: new TextEncoder().encode("3") });
+    expect(readTextState(textState(4, "héllo"), 4)).toBe("héllo");
+    expect(readJsonState(jsonState(2, { job: "j-1", tries: [1, 2] }), 2)).toEqual({ job: "j-1", tries: [1, 2] });
+    expect(readTextState(undefined, 1)).toBeUndefined();
+    expect(readJsonState(undefined, 1)).toBeUndefined();
+  });
+
+  it("refuses another layout, bytes that are not its encoding, and values JSON cannot hold", () => {
+    const error = thrown(() => readTextState(textState(2, "x"), 1));
+    expect(isPluginError(error) && error.code).toBe(status.FAILED_PRECONDITION);
+    expect((error as Error).message).toBe("unknown state version 2");
+    expect(code(() => readTextState({ version: 1, data: new Uint8Array([0xff]) }, 1))).toBe(status.INVALID_ARGUMENT);
+    expect(code(() => readJsonState(textState(1, "{"), 1))).toBe(status.INVALID_ARGUMENT);
+    expect(code(() => jsonState(1, undefined))).toBe(status.INTERNAL);
   });
 });
 
@@ -133,12 +189,12 @@ describe("phase constructors", () => {
   });
 });
 
-describe("IdempotentCreates", () => {
+describe("IdempotentCalls", () => {
   const log = createLogger("test");
   const bytes = (text: string) => new TextEncoder().encode(text);
 
   it("shares one create among concurrent duplicates and remembers it", async () => {
-    const creates = new IdempotentCreates(new MemoryCreateStore(), log);
+    const creates = new IdempotentCalls(new MemoryIdempotencyStore(), log, CREATE_CALL);
     let runs = 0;
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
@@ -159,7 +215,7 @@ describe("IdempotentCreates", () => {
 
   it("answers UNAVAILABLE without running create when the store cannot be read", async () => {
     const store = { get: async () => Promise.reject(new Error("NATS is not connected yet")), putIfAbsent: async (_k: string, m: Uint8Array) => m };
-    const creates = new IdempotentCreates(store, log);
+    const creates = new IdempotentCalls(store, log, CREATE_CALL);
     let runs = 0;
     const error = await creates
       .run("k", new AbortController().signal, async () => {
@@ -172,7 +228,7 @@ describe("IdempotentCreates", () => {
   });
 
   it("aborts the shared create only when every caller has gone", async () => {
-    const creates = new IdempotentCreates(new MemoryCreateStore(), log);
+    const creates = new IdempotentCalls(new MemoryIdempotencyStore(), log, CREATE_CALL);
     let seen: AbortSignal | undefined;
     const create = (signal: AbortSignal) =>
       new Promise<Uint8Array>((_resolve, reject) => {
@@ -189,5 +245,31 @@ describe("IdempotentCreates", () => {
     second.abort(new Error("second"));
     expect(await Promise.all(calls)).toEqual(["first gone", "second gone"]);
     expect(seen?.aborted).toBe(true);
+  });
+
+  it("does not remember a run that failed: the retry runs it again", async () => {
+    const finalizes = new IdempotentCalls(new MemoryIdempotencyStore(), log, FINALIZE_CALL);
+    const signal = new AbortController().signal;
+    let runs = 0;
+    const failing = async (): Promise<Uint8Array> => {
+      runs += 1;
+      throw new Error("release failed");
+    };
+    await expect(finalizes.run("f", signal, failing)).rejects.toThrow("release failed");
+    const succeeding = async () => {
+      runs += 1;
+      return bytes("finalized");
+    };
+    expect(await finalizes.run("f", signal, succeeding)).toEqual(bytes("finalized"));
+    expect(await finalizes.run("f", signal, succeeding)).toEqual(bytes("finalized"));
+    expect(runs).toBe(2);
+  });
+
+  it("names the call in the UNAVAILABLE it answers without a store", async () => {
+    const store = { get: async () => Promise.reject(new Error("down")), putIfAbsent: async (_k: string, m: Uint8Array) => m };
+    const error = await new IdempotentCalls(store, log, FINALIZE_CALL)
+      .run("f", new AbortController().signal, async () => bytes("x"))
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: status.UNAVAILABLE, message: "finalize idempotency store unavailable: down" });
   });
 });

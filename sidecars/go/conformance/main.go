@@ -1,8 +1,8 @@
 // Command conformance is the Go kit's conformance reference plugin: it acts out the task's
 // pluginbridge.conformance.v1.Script exactly as the comment of
 // proto/pluginbridge/conformance/v1/conformance.proto specifies, so one suite can hold every kit to the same
-// behaviour. It runs as the async plugin `conformance-go` or, with CONFORMANCE_KIND=sync, as the sync plugin
-// `conformance-sync-go`.
+// behaviour. It runs as the async plugin `conformance-go`, with CONFORMANCE_KIND=sync as the sync plugin
+// `conformance-sync-go`, or with CONFORMANCE_KIND=core as the core plugin `conformance-core-go`.
 //
 //	CONFORMANCE_AUDIT_FILE=/tmp/audit go run ./conformance
 package main
@@ -165,6 +165,79 @@ func (r *reference) do(ctx context.Context, task *kit.Task[script]) (kit.Result,
 	return kit.Success(r.outputs(task, nil)), nil
 }
 
+// handlesVersion is the layout of the core plugin's state: the attempt's Handle count as decimal ASCII.
+const handlesVersion = 1
+
+// handles reads the Handle count from the state a Handle gets: 0 without one; a state of another layout is
+// refused, as a new plugin version would refuse a state it cannot read.
+func handles(state *kit.State) (int, error) {
+	if state == nil {
+		return 0, nil
+	}
+	if state.Version != handlesVersion {
+		return 0, kit.Errorf(codes.FailedPrecondition, "unknown state version %d", state.Version)
+	}
+	text := string(state.Data)
+	n, err := strconv.Atoi(text)
+	if err != nil || text == "" || strings.Trim(text, "0123456789") != "" { // Atoi alone takes "+1" and "-0"
+		return 0, kit.Errorf(codes.FailedPrecondition, "state version %d holds %q, not a Handle count", state.Version, state.Data)
+	}
+	return n, nil
+}
+
+func (r *reference) handle(ctx context.Context, task *kit.Task[script], state *kit.State) (kit.Result, *kit.State, error) {
+	count, err := handles(state)
+	if err != nil {
+		return kit.Result{}, nil, err
+	}
+	count++
+	next := &kit.State{Version: handlesVersion, Data: []byte(strconv.Itoa(count))}
+	if count <= int(task.Spec.GetPolls()) {
+		r.record("handle", task)
+		return kit.Running("polling"), next, nil
+	}
+	if file := task.Spec.GetWaitForFile(); file != "" {
+		if _, err := os.Stat(file); err != nil {
+			r.record("handle", task)
+			return kit.Running("waiting"), next, nil
+		}
+	}
+	failed, err := act(ctx, task.Spec.GetHandle(), task)
+	if err != nil {
+		return kit.Result{}, nil, err
+	}
+	r.record("handle", task)
+	if failed != nil {
+		return *failed, next, nil
+	}
+	return kit.Success(r.outputs(task, map[string]any{"handles": count})), next, nil
+}
+
+func (r *reference) abort(ctx context.Context, task *kit.Task[script], _ *kit.State, _ string) error {
+	failed, err := act(ctx, task.Spec.GetAbort(), task)
+	if err != nil {
+		return err
+	}
+	if failed != nil {
+		return kit.Errorf(codes.InvalidArgument, "Abort cannot report a phase")
+	}
+	r.record("abort", task)
+	return nil
+}
+
+// finalize records its line once per execution and attempt: the kit runs it once however often it is called.
+func (r *reference) finalize(ctx context.Context, task *kit.Task[script], _ *kit.State) error {
+	failed, err := act(ctx, task.Spec.GetFinalize(), task)
+	if err != nil {
+		return err
+	}
+	if failed != nil {
+		return kit.Errorf(codes.InvalidArgument, "Finalize cannot report a phase")
+	}
+	r.record("finalize", task)
+	return nil
+}
+
 func main() {
 	resync := 200 * time.Millisecond
 	// CONFORMANCE_RESYNC_MS is the kits' own addition, for load tests with many executions in flight.
@@ -177,12 +250,15 @@ func main() {
 		GetTimeout:        2 * time.Second,
 		DeleteTimeout:     2 * time.Second,
 		DoTimeout:         2 * time.Second,
+		HandleTimeout:     2 * time.Second,
+		AbortTimeout:      2 * time.Second,
+		FinalizeTimeout:   2 * time.Second,
 		MaxSystemFailures: 2,
 	}
-	sync := os.Getenv("CONFORMANCE_KIND") == "sync"
+	kind := os.Getenv("CONFORMANCE_KIND")
 	name := "conformance-" + language
-	if sync {
-		name = "conformance-sync-" + language
+	if kind == "sync" || kind == "core" {
+		name = "conformance-" + kind + "-" + language
 	}
 	// The outputs and the audit name the instance, so the id is settled here rather than left to the kit.
 	instanceID := os.Getenv("PLUGIN_BRIDGE_INSTANCE_ID")
@@ -195,9 +271,15 @@ func main() {
 	taskTypes := []kit.TaskType{{Type: name, Version: 1}}
 
 	var plugin kit.Plugin
-	if sync {
+	switch kind {
+	case "sync":
 		plugin = &kit.Sync[script]{Name: name, Version: "1.0.0", TaskTypes: taskTypes, Properties: properties, Do: r.do}
-	} else {
+	case "core":
+		plugin = &kit.Core[script]{
+			Name: name, Version: "1.0.0", TaskTypes: taskTypes, Properties: properties,
+			Handle: r.handle, Abort: r.abort, Finalize: r.finalize,
+		}
+	default:
 		plugin = &kit.Async[script, createMeta]{
 			Name: name, Version: "1.0.0", TaskTypes: taskTypes, Properties: properties,
 			Create: r.create, Get: r.get, Delete: r.delete,

@@ -57,6 +57,9 @@ func descriptorOf(d declaration) *pb.PluginDescriptor {
 			GetTimeout:        durationOrNil(p.GetTimeout),
 			DeleteTimeout:     durationOrNil(p.DeleteTimeout),
 			DoTimeout:         durationOrNil(p.DoTimeout),
+			HandleTimeout:     durationOrNil(p.HandleTimeout),
+			AbortTimeout:      durationOrNil(p.AbortTimeout),
+			FinalizeTimeout:   durationOrNil(p.FinalizeTimeout),
 			MaxSystemFailures: p.MaxSystemFailures,
 		},
 		Specification: &pb.PluginSpecification{

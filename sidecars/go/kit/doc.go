@@ -1,14 +1,14 @@
 // Package kit runs a plugin-bridge backend plugin as a gRPC sidecar.
 //
-// A plugin author declares an [Async] or [Sync] plugin whose Plugin Specification is a generated protobuf
-// message (the shape of TaskTemplate.custom), implements its methods and calls [Serve]. The kit then:
+// A plugin author declares an [Async], [Sync] or [Core] plugin whose Plugin Specification is a generated
+// protobuf message (the shape of TaskTemplate.custom), implements its methods and calls [Serve]. The kit then:
 //
-//   - serves pluginbridge.v1.PluginMetadataService/Describe, the AsyncPluginService or SyncPluginService,
-//     and grpc.health.v1.Health, with grpc-go, on a unix socket or a TCP port;
+//   - serves pluginbridge.v1.PluginMetadataService/Describe, the AsyncPluginService, SyncPluginService or
+//     CorePluginService, and grpc.health.v1.Health, with grpc-go, on a unix socket or a TCP port;
 //   - decodes template.custom into the typed specification for every call (unknown fields rejected, a bad
 //     field named in an INVALID_ARGUMENT), and maps errors and panics to gRPC codes the host understands;
-//   - makes Create idempotent by execution id and attempt, across retries, restarts and instances, through
-//     the pb_creates KV bucket;
+//   - makes Create, and a core plugin's Finalize, run once per execution id and attempt, across retries,
+//     restarts and instances, through the pb_creates KV bucket;
 //   - announces the instance in the pb_plugins KV bucket once it is SERVING, and heartbeats every 3 s;
 //   - drains on SIGTERM/SIGINT: refuses new calls, turns NOT_SERVING, announces draining, lets calls in
 //     flight finish (up to 30 s), withdraws the announcement and stops.

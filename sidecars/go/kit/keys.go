@@ -34,3 +34,15 @@ func escapeToken(token string) string {
 	}
 	return b.String()
 }
+
+// createKey is where pb_creates keeps the resource meta of an attempt's Create: "<plugin>.<execution>.<attempt>".
+func createKey(plugin, execution string, attempt uint32) string {
+	return KVKey(plugin, execution, attempt)
+}
+
+// finalizeKey is where pb_creates keeps the marker of an attempt's finished Finalize:
+// "<plugin>.<execution>.<attempt>.finalize". The fourth token keeps it apart from every Create key, since no
+// escaped token holds a '.'.
+func finalizeKey(plugin, execution string, attempt uint32) string {
+	return KVKey(plugin, execution, attempt, "finalize")
+}

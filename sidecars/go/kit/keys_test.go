@@ -19,6 +19,19 @@ func TestKVKeyEscapesLikeTheTypeScriptKit(t *testing.T) {
 	}
 }
 
+func TestIdempotencyKeys(t *testing.T) {
+	if got := createKey("sensor", "run.1", 2); got != "sensor.run=2E1.2" {
+		t.Errorf("createKey = %q", got)
+	}
+	// Four tokens: never the key of a Create, whatever the execution id holds.
+	if got := finalizeKey("sensor", "run.1", 2); got != "sensor.run=2E1.2.finalize" {
+		t.Errorf("finalizeKey = %q", got)
+	}
+	if finalizeKey("p", "e", 1) == createKey("p", "e.1", 1) || finalizeKey("p", "e", 1) == createKey("p", "e", 1) {
+		t.Error("a finalize key equals a create key")
+	}
+}
+
 func TestParseEndpoint(t *testing.T) {
 	for text, want := range map[string]endpoint{
 		"unix:/tmp/x.sock":   {unixPath: "/tmp/x.sock"},

@@ -16,7 +16,8 @@ import (
 const (
 	// PluginsBucket holds one key per live sidecar instance, refreshed by its heartbeat.
 	PluginsBucket = "pb_plugins"
-	// CreatesBucket holds the resource meta of every Create, by plugin, execution and attempt.
+	// CreatesBucket holds the resource meta of every Create, by plugin, execution and attempt, and a marker
+	// for every Finalize that ran (createKey, finalizeKey).
 	CreatesBucket = "pb_creates"
 )
 

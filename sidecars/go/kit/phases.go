@@ -5,9 +5,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// Result is what Get and Do return: the phase and, with PHASE_SUCCESS, the task's outputs. Build it with
-// the named constructors ([Success], [Running], [PermanentFailure], ...), after Flyte's PhaseInfoSuccess,
-// PhaseInfoRunning and friends, rather than by hand.
+// Result is what Get, Do and Handle return: the phase and, with PHASE_SUCCESS, the task's outputs. Build it
+// with the named constructors ([Success], [Running], [PermanentFailure], ...), after Flyte's
+// PhaseInfoSuccess, PhaseInfoRunning and friends, rather than by hand.
 type Result struct {
 	PhaseInfo *pb.PhaseInfo
 	// Outputs is any value that encodes to a JSON object (a map or a struct with json tags).

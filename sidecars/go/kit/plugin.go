@@ -18,13 +18,17 @@ type TaskType struct {
 }
 
 // Properties tell the host how to drive the plugin. Zero values take the host's defaults (resync 5 s,
-// Create 30 s, Get 10 s, Delete 30 s, Do 60 s, 5 system failures).
+// Create 30 s, Get 10 s, Delete 30 s, Do 60 s, Handle 10 s, Abort 30 s, Finalize 30 s, 5 system failures).
+// The timeouts are the deadlines of one call each; only those of the plugin's own kind matter.
 type Properties struct {
 	ResyncInterval    time.Duration
 	CreateTimeout     time.Duration
 	GetTimeout        time.Duration
 	DeleteTimeout     time.Duration
 	DoTimeout         time.Duration
+	HandleTimeout     time.Duration
+	AbortTimeout      time.Duration
+	FinalizeTimeout   time.Duration
 	MaxSystemFailures uint32
 }
 
@@ -62,7 +66,32 @@ type Sync[S proto.Message] struct {
 	Do func(ctx context.Context, task *Task[S]) (Result, error)
 }
 
-// Plugin is an *Async or *Sync plugin, ready for [Serve].
+// Core is a plugin after Flyte's core plugin interface: the host calls Handle every resync interval until
+// it reports a terminal phase, then Finalize; Abort stops the work on AbortTask or when the template's
+// timeout passes, and Finalize follows it too.
+//
+// S is the Plugin Specification, as for [Async]. The plugin's own state for the attempt ([State]) travels
+// with the calls: the host keeps what Handle returned and passes it to the next Handle, to Abort and to
+// Finalize, so the plugin itself may keep nothing between calls.
+type Core[S proto.Message] struct {
+	Name       string
+	Version    string
+	TaskTypes  []TaskType
+	Properties Properties
+	// Handle advances the attempt. state is what the previous Handle returned, nil on the attempt's first
+	// Handle. It returns the phase (and with Success the outputs) and the new state, nil to keep state as it
+	// is. After a host crash the same Handle, with the same state, may come again: it must be safe to repeat.
+	Handle func(ctx context.Context, task *Task[S], state *State) (Result, *State, error)
+	// Abort stops the attempt's work; reason says why (the AbortTask reason, or that the timeout passed). It
+	// must tolerate an attempt with no work yet (a nil state) and work that has already ended.
+	Abort func(ctx context.Context, task *Task[S], state *State, reason string) error
+	// Finalize releases what the attempt holds, after its terminal phase or its Abort; state may be nil. The
+	// kit runs it once per execution attempt, however often the host calls it, across restarts and
+	// instances; a Finalize that fails runs again when the host retries it.
+	Finalize func(ctx context.Context, task *Task[S], state *State) error
+}
+
+// Plugin is an *Async, *Sync or *Core plugin, ready for [Serve].
 type Plugin interface {
 	declaration() declaration
 	register(r *registrar)
@@ -100,7 +129,8 @@ func (d declaration) check() error {
 		}
 	}
 	p := d.properties
-	for _, v := range []time.Duration{p.ResyncInterval, p.CreateTimeout, p.GetTimeout, p.DeleteTimeout, p.DoTimeout} {
+	for _, v := range []time.Duration{p.ResyncInterval, p.CreateTimeout, p.GetTimeout, p.DeleteTimeout, p.DoTimeout,
+		p.HandleTimeout, p.AbortTimeout, p.FinalizeTimeout} {
 		if v < 0 {
 			return fmt.Errorf("plugin %s: Properties durations must not be negative", d.name)
 		}
@@ -121,4 +151,8 @@ func (p *Async[S, M]) declaration() declaration {
 
 func (p *Sync[S]) declaration() declaration {
 	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, pb.PluginKind_PLUGIN_KIND_SYNC, specDescriptor[S]()}
+}
+
+func (p *Core[S]) declaration() declaration {
+	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, pb.PluginKind_PLUGIN_KIND_CORE, specDescriptor[S]()}
 }

@@ -109,27 +109,24 @@ func Start(_ context.Context, plugin Plugin, options ...Option) (*Server, error)
 		gate:       gate{idle: make(chan struct{})},
 	}
 
-	var store createStore = &memoryCreateStore{entries: map[string][]byte{}}
+	var store idempotencyStore = &memoryIdempotencyStore{entries: map[string][]byte{}}
 	if cfg.noNATS {
-		log.Warn("running without NATS: no announcement, Create idempotent within this process only")
+		log.Warn("running without NATS: no announcement, Create and Finalize idempotent within this process only")
 	} else {
 		if s.link, err = connectNATS(cfg.natsURL, cfg.instanceID, log); err != nil {
 			return nil, fmt.Errorf("NATS %s: %w", cfg.natsURL, err)
 		}
-		store = kvCreateStore{link: s.link}
+		store = kvIdempotencyStore{link: s.link}
 	}
 
-	pluginService := pb.AsyncPluginService_ServiceDesc.ServiceName
-	if decl.kind == pb.PluginKind_PLUGIN_KIND_SYNC {
-		pluginService = pb.SyncPluginService_ServiceDesc.ServiceName
-	}
+	pluginService := serviceOf(decl.kind)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.MaxSendMsgSize(maxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.intercept(pluginService)),
 	)
 	pb.RegisterPluginMetadataServiceServer(s.grpc, metadataServer{descriptor: descriptor})
-	r := &registrar{server: s.grpc, creates: newIdempotentCreates(store, log), log: log}
+	r := &registrar{server: s.grpc, store: store, log: log}
 	plugin.register(r)
 	if r.err != nil {
 		s.closeLink()
@@ -174,6 +171,18 @@ func Start(_ context.Context, plugin Plugin, options ...Option) (*Server, error)
 		s.announcer.start()
 	}
 	return s, nil
+}
+
+// serviceOf names the gRPC service a plugin of kind serves: the interceptor gates its calls and health
+// reports it.
+func serviceOf(kind pb.PluginKind) string {
+	switch kind {
+	case pb.PluginKind_PLUGIN_KIND_SYNC:
+		return pb.SyncPluginService_ServiceDesc.ServiceName
+	case pb.PluginKind_PLUGIN_KIND_CORE:
+		return pb.CorePluginService_ServiceDesc.ServiceName
+	}
+	return pb.AsyncPluginService_ServiceDesc.ServiceName
 }
 
 // Endpoint is the address as announced and as a host dials it: "unix:/abs/path" or "127.0.0.1:port".

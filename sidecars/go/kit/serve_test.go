@@ -370,14 +370,18 @@ func TestDrainWaitsForCallsInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, err := kv.Get(ctx, "kit-test.kit-test-drain")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &pb.PluginAnnouncement{}
-	if err := proto.Unmarshal(entry.Value(), a); err != nil || !a.GetInstance().GetDraining() {
-		t.Fatalf("announcement while draining: %v %v", a, err)
-	}
+	// The drain turns NOT_SERVING before it stores the draining announcement: wait for it rather than read once.
+	testenv.Eventually(t, 10*time.Second, "the announcement says draining", func() bool {
+		entry, err := kv.Get(ctx, "kit-test.kit-test-drain")
+		if err != nil {
+			t.Fatalf("announcement while draining: %v", err)
+		}
+		a := &pb.PluginAnnouncement{}
+		if err := proto.Unmarshal(entry.Value(), a); err != nil {
+			t.Fatal(err)
+		}
+		return a.GetInstance().GetDraining()
+	})
 	close(p.release)
 	if err := <-result; err != nil {
 		t.Fatalf("the call in flight failed: %v", err)

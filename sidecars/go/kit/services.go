@@ -15,10 +15,11 @@ import (
 
 // registrar is what a plugin needs to put its service on the server.
 type registrar struct {
-	server  *grpc.Server
-	creates *idempotentCreates
-	log     *slog.Logger
-	err     error
+	server *grpc.Server
+	// store remembers finished Creates and Finalizes: pb_creates, or the process's memory without NATS.
+	store idempotencyStore
+	log   *slog.Logger
+	err   error
 }
 
 // metadataServer answers Describe with the same descriptor every announcement carries.
@@ -36,7 +37,8 @@ func (p *Async[S, M]) register(r *registrar) {
 		r.err = fmt.Errorf("plugin %s: Create, Get and Delete must all be set", p.Name)
 		return
 	}
-	pb.RegisterAsyncPluginServiceServer(r.server, &asyncServer[S, M]{plugin: p, creates: r.creates, log: r.log})
+	creates := newIdempotentCalls("create", r.store, r.log)
+	pb.RegisterAsyncPluginServiceServer(r.server, &asyncServer[S, M]{plugin: p, creates: creates, log: r.log})
 }
 
 func (p *Sync[S]) register(r *registrar) {
@@ -47,11 +49,20 @@ func (p *Sync[S]) register(r *registrar) {
 	pb.RegisterSyncPluginServiceServer(r.server, &syncServer[S]{plugin: p, log: r.log})
 }
 
+func (p *Core[S]) register(r *registrar) {
+	if p.Handle == nil || p.Abort == nil || p.Finalize == nil {
+		r.err = fmt.Errorf("plugin %s: Handle, Abort and Finalize must all be set", p.Name)
+		return
+	}
+	finalizes := newIdempotentCalls("finalize", r.store, r.log)
+	pb.RegisterCorePluginServiceServer(r.server, &coreServer[S]{plugin: p, finalizes: finalizes, log: r.log})
+}
+
 // asyncServer is AsyncPluginService over an Async plugin, with Create made idempotent.
 type asyncServer[S proto.Message, M any] struct {
 	pb.UnimplementedAsyncPluginServiceServer
 	plugin  *Async[S, M]
-	creates *idempotentCreates
+	creates *idempotentCalls
 	log     *slog.Logger
 }
 
@@ -61,7 +72,7 @@ func (s *asyncServer[S, M]) Create(ctx context.Context, req *pb.CreateRequest) (
 	if err != nil {
 		return nil, err
 	}
-	key := KVKey(s.plugin.Name, task.ExecutionID, task.Attempt)
+	key := createKey(s.plugin.Name, task.ExecutionID, task.Attempt)
 	meta, err := s.creates.run(ctx, key, func(ctx context.Context) ([]byte, error) {
 		task.Log.Info("create")
 		m, err := s.plugin.Create(ctx, task)
@@ -139,7 +150,68 @@ func (s *syncServer[S]) Do(ctx context.Context, req *pb.DoRequest) (*pb.DoRespon
 	return &pb.DoResponse{PhaseInfo: info, Outputs: outputs}, nil
 }
 
-// phaseResponse checks and completes what a plugin returned from Get or Do.
+// coreServer is CorePluginService over a Core plugin, with Finalize made idempotent.
+type coreServer[S proto.Message] struct {
+	pb.UnimplementedCorePluginServiceServer
+	plugin    *Core[S]
+	finalizes *idempotentCalls
+	log       *slog.Logger
+}
+
+// finalizedMarker is what pb_creates holds under an attempt's finalizeKey once its Finalize succeeded:
+// only the key's presence matters.
+var finalizedMarker = []byte("finalized")
+
+func (s *coreServer[S]) Handle(ctx context.Context, req *pb.HandleRequest) (*pb.HandleResponse, error) {
+	task, err := newTask[S](req.GetContext(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	result, state, err := s.plugin.Handle(ctx, task, stateFromProto(req.GetState()))
+	if err != nil {
+		return nil, err
+	}
+	info, outputs, err := phaseResponse(result, "handle")
+	if err != nil {
+		return nil, err
+	}
+	return &pb.HandleResponse{PhaseInfo: info, State: stateToProto(state), Outputs: outputs}, nil
+}
+
+func (s *coreServer[S]) Abort(ctx context.Context, req *pb.AbortRequest) (*pb.AbortResponse, error) {
+	task, err := newTask[S](req.GetContext(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	task.Log.Info("abort", "reason", req.GetReason())
+	if err := s.plugin.Abort(ctx, task, stateFromProto(req.GetState()), req.GetReason()); err != nil {
+		return nil, err
+	}
+	return &pb.AbortResponse{}, nil
+}
+
+func (s *coreServer[S]) Finalize(ctx context.Context, req *pb.FinalizeRequest) (*pb.FinalizeResponse, error) {
+	// As for Create, a bad custom fails before the idempotency lookup.
+	task, err := newTask[S](req.GetContext(), s.log)
+	if err != nil {
+		return nil, err
+	}
+	state := stateFromProto(req.GetState())
+	key := finalizeKey(s.plugin.Name, task.ExecutionID, task.Attempt)
+	_, err = s.finalizes.run(ctx, key, func(ctx context.Context) ([]byte, error) {
+		task.Log.Info("finalize")
+		if err := s.plugin.Finalize(ctx, task, state); err != nil {
+			return nil, err
+		}
+		return finalizedMarker, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.FinalizeResponse{}, nil
+}
+
+// phaseResponse checks and completes what a plugin returned from Get, Do or Handle.
 func phaseResponse(result Result, method string) (*pb.PhaseInfo, *structpb.Struct, error) {
 	if result.PhaseInfo == nil {
 		return nil, nil, Errorf(codes.Internal, "%s returned no PhaseInfo; return kit.Success(), kit.Running() ...", method)

@@ -41,8 +41,10 @@ func TestMain(m *testing.M) {
 // client is a gRPC connection to a sidecar, as the host makes one.
 type client struct {
 	conn   *grpc.ClientConn
+	meta   pb.PluginMetadataServiceClient
 	async  pb.AsyncPluginServiceClient
 	sync   pb.SyncPluginServiceClient
+	core   pb.CorePluginServiceClient
 	health healthpb.HealthClient
 }
 
@@ -53,7 +55,10 @@ func dial(t *testing.T, endpoint string) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	c := &client{conn, pb.NewAsyncPluginServiceClient(conn), pb.NewSyncPluginServiceClient(conn), healthpb.NewHealthClient(conn)}
+	c := &client{
+		conn: conn, meta: pb.NewPluginMetadataServiceClient(conn), async: pb.NewAsyncPluginServiceClient(conn),
+		sync: pb.NewSyncPluginServiceClient(conn), core: pb.NewCorePluginServiceClient(conn), health: healthpb.NewHealthClient(conn),
+	}
 	testenv.Eventually(t, 30*time.Second, "the sidecar at "+endpoint+" is SERVING", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

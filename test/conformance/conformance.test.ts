@@ -1,12 +1,12 @@
 // One conformance suite for every kit: the host drives each kit's reference plugin (a real process in the kit's
-// own language) through describe, create/get/delete, do, plugin errors, deadlines, idempotent create, drain, a
+// own language) through describe, create/get/delete, do, core plugins (Handle with state, Abort, Finalize), plugin errors, deadlines, idempotent create, drain, a
 // bad specification, payloads near the size limit and non-ASCII text. Every kit must pass every case.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { status } from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AsyncPluginService, PluginKind, type PluginInstance } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import { AsyncPluginService, CorePluginService, PluginKind, type PluginInstance } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import { ErrorKind, Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import type { JsonObject } from "@bufbuild/protobuf";
@@ -20,6 +20,7 @@ const MiB = 1024 * 1024;
 describe.each(KITS)("the $language kit", (kit) => {
   const asyncType = `conformance-${kit.language}`;
   const syncType = `conformance-sync-${kit.language}`;
+  const coreType = `conformance-core-${kit.language}`;
   const work = tempDir(`conformance-${kit.language}`);
   const auditFile = path.join(work, "audit.log");
   const clients = new PluginClients();
@@ -50,6 +51,12 @@ describe.each(KITS)("the $language kit", (kit) => {
       ? readFileSync(auditFile, "utf8").split("\n").filter((line) => line.split(" ")[1] === executionId).map((line) => line.split(" ").slice(0, 2)[0]!)
       : [];
 
+  /** The calls audited for an execution, with their attempts: "handle 1", "finalize 1", … */
+  const auditWithAttempts = (executionId: string): string[] =>
+    existsSync(auditFile)
+      ? readFileSync(auditFile, "utf8").split("\n").map((line) => line.split(" ")).filter((fields) => fields[1] === executionId).map((fields) => `${fields[0]} ${fields[2]}`)
+      : [];
+
   const run = async (type: string, custom: JsonObject, extra: { retries?: number } = {}): Promise<{ id: string; events: TaskEvent[] }> => {
     const client = taskClient(host.url);
     const events: TaskEvent[] = [];
@@ -68,8 +75,10 @@ describe.each(KITS)("the $language kit", (kit) => {
     host = await startHost(nats.url);
     start(`${kit.language}-async-1`);
     start(`${kit.language}-sync-1`, { CONFORMANCE_KIND: "sync" });
+    start(`${kit.language}-core-1`, { CONFORMANCE_KIND: "core" });
     await instance(asyncType, `${kit.language}-async-1`);
     await instance(syncType, `${kit.language}-sync-1`);
+    await instance(coreType, `${kit.language}-core-1`);
   }, 240_000);
 
   afterAll(async () => {
@@ -113,6 +122,78 @@ describe.each(KITS)("the $language kit", (kit) => {
     expect(events.map((e) => e.phaseInfo?.phase)).toEqual([Phase.QUEUED, Phase.SUCCESS]);
     expect(last(events).outputs).toMatchObject({ language: kit.language, echo: "sync" });
     expect(audit(id)).toEqual(["do"]);
+  });
+
+  describe("core plugins", () => {
+    it("describe as CORE", async () => {
+      const [core] = await instances(coreType);
+      expect(core!.descriptor!.kind).toBe(PluginKind.CORE);
+      expect(core!.descriptor!.taskTypes.map((t) => [t.type, t.version])).toEqual([[coreType, 1]]);
+    });
+
+    it("Handle with the state the previous Handle returned, until success; then one Finalize", async () => {
+      const { id, events } = await run(coreType, { polls: 2, echo: "core" });
+      expect(events.map((e) => e.phaseInfo?.phase)).toEqual([Phase.QUEUED, Phase.RUNNING, Phase.SUCCESS]);
+      // "handles" is counted in the plugin state: 3 only if every Handle got the state the previous one returned.
+      expect(last(events).outputs).toMatchObject({ language: kit.language, echo: "core", handles: 3, instance: `${kit.language}-core-1` });
+      expect(audit(id)).toEqual(["handle", "handle", "handle", "finalize"]);
+    });
+
+    it("Finalize ends every attempt, and the next attempt starts without state", async () => {
+      const { id, events } = await run(coreType, { polls: 1, handle: "BEHAVIOR_RETRYABLE", message: "again" }, { retries: 1 });
+      expect(events.map((e) => e.phaseInfo?.phase)).toEqual([
+        Phase.QUEUED, Phase.RUNNING, Phase.RETRYABLE_FAILURE, Phase.QUEUED, Phase.RUNNING, Phase.PERMANENT_FAILURE,
+      ]);
+      // Two Handles in each attempt: attempt 2 counted from no state again.
+      expect(auditWithAttempts(id)).toEqual(["handle 1", "handle 1", "finalize 1", "handle 2", "handle 2", "finalize 2"]);
+    });
+
+    it("a user error in Handle ends the attempt through Finalize", async () => {
+      const { id, events } = await run(coreType, { handle: "BEHAVIOR_USER_ERROR", message: "bad state" });
+      expect(last(events).phaseInfo).toMatchObject({ phase: Phase.PERMANENT_FAILURE, error: { code: "PluginInvalidArgument", message: "bad state", kind: ErrorKind.USER } });
+      expect(audit(id)).toEqual(["finalize"]);
+    });
+
+    it("abort calls Abort, then Finalize, and ends ABORTED", async () => {
+      const client = taskClient(host.url);
+      const { execution } = await client.createTask({ template: { type: coreType, typeVersion: 1, custom: { waitForFile: path.join(work, "never") } } });
+      const id = execution!.id;
+      await eventually("a Handle", async () => (audit(id).includes("handle") ? true : undefined));
+      const { execution: aborted } = await client.abortTask({ id, reason: "conformance abort" });
+      expect(aborted?.phaseInfo).toMatchObject({ phase: Phase.ABORTED, reason: "conformance abort" });
+      expect(audit(id).filter((call) => call !== "handle")).toEqual(["abort", "finalize"]);
+    });
+
+    it("the timeout aborts, Finalizes and fails the execution permanently, saying so", async () => {
+      const { execution } = await taskClient(host.url).createTask({
+        template: { type: coreType, typeVersion: 1, custom: { waitForFile: path.join(work, "never") }, metadata: { timeout: { seconds: 1n }, retries: 1 } },
+      });
+      const id = execution!.id;
+      const events: TaskEvent[] = [];
+      for await (const { event } of taskClient(host.url).watchTask({ id })) if (event) events.push(event);
+      expect(last(events)).toMatchObject({ attempt: 1, phaseInfo: { phase: Phase.PERMANENT_FAILURE, error: { code: "Timeout" } } });
+      expect(last(events).phaseInfo?.reason).toContain("exceeded its timeout of 1000 ms; its work was aborted");
+      expect(audit(id).filter((call) => call !== "handle")).toEqual(["abort", "finalize"]);
+    });
+
+    it("a failing Finalize is retried within the budget, then the end stands with the failure in its reason", async () => {
+      const { id, events } = await run(coreType, { finalize: "BEHAVIOR_CRASH", message: "cannot clean up" });
+      const reasons = events.map((e) => e.phaseInfo?.reason ?? "");
+      expect(reasons.filter((r) => r.startsWith("ending: Finalize failed"))).toHaveLength(2);
+      expect(last(events).phaseInfo?.phase).toBe(Phase.SUCCESS);
+      expect(last(events).phaseInfo?.reason).toContain("Finalize failed 3 times");
+      expect(last(events).phaseInfo?.reason).toContain("cannot clean up");
+      expect(audit(id)).toEqual(["handle"]);
+    });
+
+    it("Finalizes once per execution and attempt, however often Finalize is called", async () => {
+      const target = await instance(coreType, `${kit.language}-core-1`);
+      const context = { executionId: { id: `final-${kit.language}`, attempt: 1 }, template: { type: coreType, typeVersion: 1, custom: {} } };
+      const call = () => clients.call(CorePluginService.method.finalize, target, { context }, 5_000);
+      await Promise.all([call(), call(), call()]);
+      await call();
+      expect(audit(`final-${kit.language}`)).toEqual(["finalize"]);
+    });
   });
 
   describe("plugin errors", () => {

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import grpc
+import nats
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2
 
@@ -208,6 +209,19 @@ def task_context(
         template=task_pb2.TaskTemplate(type=task_type, type_version=1, custom=struct),
         metadata=task_pb2.TaskExecutionMetadata(namespace="default"),
     )
+
+
+async def kv_get(url: str, bucket: str, key: str) -> Optional[bytes]:
+    """A KV entry's value as a host or another kit reads it, or None when missing or deleted."""
+    client = await nats.connect(url)
+    try:
+        kv = await client.jetstream().key_value(bucket)
+        try:
+            return (await kv.get(key)).value
+        except Exception:  # noqa: BLE001 - missing or deleted
+            return None
+    finally:
+        await client.close()
 
 
 def audit_lines(path: Path) -> List[List[str]]:

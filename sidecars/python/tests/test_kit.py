@@ -22,6 +22,7 @@ from helpers import (
     audit_lines,
     eventually,
     eventually_async,
+    kv_get,
     start_sidecar,
     task_context,
 )
@@ -48,18 +49,6 @@ def sidecar(nats_server: NatsServer, workdir: Path, audit: Path) -> Iterator[Sid
         yield car
     finally:
         car.stop()
-
-
-async def kv_get(url: str, bucket: str, key: str) -> bytes | None:
-    client = await nats.connect(url)
-    try:
-        kv = await client.jetstream().key_value(bucket)
-        try:
-            return (await kv.get(key)).value
-        except Exception:  # noqa: BLE001 - missing or deleted
-            return None
-    finally:
-        await client.close()
 
 
 async def stream_config(url: str, stream: str) -> Any:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import grpc
 import pytest
 
 from pluginbridge.conformance.v1.conformance_pb2 import Script
 from pluginbridge.plugins.http.v1.http_pb2 import HttpRequest
 from pluginbridge.plugins.sql.v1.sql_pb2 import SqlQuery
-from pluginbridge.v1 import task_pb2
+from pluginbridge.v1 import plugin_pb2, task_pb2
 
 from plugin_bridge import (
     AsyncPlugin,
+    CorePlugin,
     PluginError,
+    PluginState,
     Properties,
     SyncPlugin,
     TaskType,
@@ -21,6 +25,7 @@ from plugin_bridge import (
     kv_key,
     phase_permanent_failure,
     phase_success,
+    plugin_descriptor,
 )
 from plugin_bridge.endpoint import dial_address, parse_endpoint
 from plugin_bridge.meta import decode_resource_meta, encode_resource_meta
@@ -95,3 +100,40 @@ def test_phase_constructors_and_templates() -> None:
     template = task_template(SqlQuery(database="/d", query="q", max_rows=5), "sql", 1)
     assert (template.type, template.type_version) == ("sql", 1)
     assert dict(template.custom) == {"database": "/d", "query": "q", "maxRows": 5.0}
+
+
+def test_plugin_state_values() -> None:
+    state = PluginState.of_json({"step": 2, "name": "é"})
+    assert (state.version, state.data) == (1, '{"step":2,"name":"é"}'.encode())
+    assert state.as_json() == {"step": 2, "name": "é"}
+    assert PluginState.of_text("3", version=4) == PluginState(4, b"3")
+    assert PluginState(2**32 - 1).as_text() == ""
+    for version in (-1, 2**32, True, 1.0):
+        with pytest.raises(ValueError):
+            PluginState(version)  # type: ignore[arg-type]
+    for data in ("text", bytearray(b"ab")):
+        with pytest.raises(ValueError):
+            PluginState(1, data)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        PluginState(1, b"\xff").as_text()
+
+
+def test_core_declaration_and_descriptor() -> None:
+    async def nothing(*_args: object) -> None:
+        return None
+
+    properties = Properties(handle_timeout=timedelta(seconds=3), abort_timeout=1.5, finalize_timeout=4)
+    plugin = CorePlugin("core", "1", [TaskType("core")], SqlQuery, properties, handle=nothing, abort=nothing, finalize=nothing)
+    descriptor = plugin_descriptor(plugin)
+    assert descriptor.kind == plugin_pb2.PLUGIN_KIND_CORE
+    props = descriptor.properties
+    assert (props.handle_timeout.ToMilliseconds(), props.abort_timeout.ToMilliseconds()) == (3000, 1500)
+    assert props.finalize_timeout.ToMilliseconds() == 4000
+    assert not props.HasField("get_timeout")
+    with pytest.raises(ValueError):
+        CorePlugin("core", "1", [TaskType("core")], SqlQuery, handle=nothing, abort=nothing)  # finalize missing
+    with pytest.raises(ValueError):
+        CorePlugin(
+            "core", "1", [TaskType("core")], SqlQuery, Properties(finalize_timeout=-1),
+            handle=nothing, abort=nothing, finalize=nothing,
+        )

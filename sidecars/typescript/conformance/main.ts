@@ -76,7 +76,7 @@ const STATE_VERSION = 1;
 function handlesSoFar(state: PluginState | undefined): number {
   const text = readTextState(state, STATE_VERSION) ?? "0";
   if (!/^[0-9]+$/.test(text)) {
-    throw new PluginError(GrpcStatus.INVALID_ARGUMENT, `state data ${JSON.stringify(text)} is not a Handle count`);
+    throw new PluginError(GrpcStatus.FAILED_PRECONDITION, `state data ${JSON.stringify(text)} is not a Handle count`);
   }
   return Number(text);
 }

@@ -1,7 +1,7 @@
 """plugin-bridge Python kit: write a workflow-engine backend plugin as a gRPC sidecar.
 
-Declare the plugin (:class:`AsyncPlugin` or :class:`SyncPlugin` with a generated protobuf message as its
-specification), implement its methods, call :func:`serve`. The SDK half (submit tasks to a host) is
+Declare the plugin (:class:`AsyncPlugin`, :class:`SyncPlugin` or :class:`CorePlugin` with a generated protobuf
+message as its specification), implement its methods, call :func:`serve`. The SDK half (submit tasks to a host) is
 :mod:`plugin_bridge.sdk`.
 """
 
@@ -23,17 +23,21 @@ from .phases import (
     phase_success,
     phase_waiting_for_resources,
 )
-from .plugin import AsyncPlugin, Plugin, PluginContext, Properties, SyncPlugin, TaskType
+from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, Properties, SyncPlugin, TaskType
 from .serve import ServeOptions, Sidecar, serve, start
+from .state import HandleResult, PluginState
 
 __all__ = [
     "AsyncPlugin",
     "SyncPlugin",
+    "CorePlugin",
     "Plugin",
     "PluginContext",
     "Properties",
     "TaskType",
     "PhaseResult",
+    "HandleResult",
+    "PluginState",
     "Phase",
     "ErrorKind",
     "phase_success",

@@ -16,7 +16,13 @@ from google.protobuf.message import Message
 
 from pluginbridge.v1 import plugin_pb2
 
-from .plugin import Plugin, Seconds
+from .plugin import DURATION_PROPERTIES, Plugin, Seconds
+
+_KINDS = {
+    "async": plugin_pb2.PLUGIN_KIND_ASYNC,
+    "sync": plugin_pb2.PLUGIN_KIND_SYNC,
+    "core": plugin_pb2.PLUGIN_KIND_CORE,
+}
 
 
 def file_descriptor_set_for(message: Type[Message]) -> descriptor_pb2.FileDescriptorSet:
@@ -50,7 +56,7 @@ def plugin_descriptor(plugin: Plugin) -> plugin_pb2.PluginDescriptor:
     """The descriptor of a declared plugin."""
     props = plugin.properties
     properties = plugin_pb2.PluginProperties(max_system_failures=props.max_system_failures or 0)
-    for name in ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout"):
+    for name in DURATION_PROPERTIES:
         duration = _duration(getattr(props, name))
         if duration is not None:
             getattr(properties, name).CopyFrom(duration)
@@ -58,7 +64,7 @@ def plugin_descriptor(plugin: Plugin) -> plugin_pb2.PluginDescriptor:
         name=plugin.name,
         version=plugin.version,
         task_types=[plugin_pb2.SupportedTaskType(type=t.type, version=t.version) for t in plugin.task_types],
-        kind=plugin_pb2.PLUGIN_KIND_ASYNC if plugin.kind == "async" else plugin_pb2.PLUGIN_KIND_SYNC,
+        kind=_KINDS[plugin.kind],
         properties=properties,
         specification=plugin_pb2.PluginSpecification(
             file_descriptor_set=file_descriptor_set_for(plugin.specification),

@@ -32,7 +32,8 @@ PLUGINS_BUCKET_CONFIG = api.KeyValueConfig(
     limit_marker_ttl=5.0,
 )
 
-#: The resource meta of every Create, by plugin, execution and attempt.
+#: The resource meta of every Create and a marker for every finished Finalize, by plugin, execution and attempt
+#: (see :mod:`.idempotency`).
 CREATES_BUCKET = "pb_creates"
 CREATES_BUCKET_CONFIG = api.KeyValueConfig(
     bucket=CREATES_BUCKET,

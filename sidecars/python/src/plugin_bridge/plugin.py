@@ -1,6 +1,6 @@
 """What a plugin author declares: identity, the task types served, the Plugin Specification message and the
-methods. :class:`AsyncPlugin` and :class:`SyncPlugin` only check and hold the declaration; :func:`serve`
-turns it into gRPC services.
+methods. :class:`AsyncPlugin`, :class:`SyncPlugin` and :class:`CorePlugin` only check and hold the declaration;
+:func:`serve` turns it into gRPC services.
 
 Methods may be ``async def`` (preferred) or plain functions; a plain function runs on the event loop, so it
 must not block (hand blocking work to a thread, as the ``sql`` example does).
@@ -21,6 +21,7 @@ from pluginbridge.v1 import task_pb2
 
 from .log import KitLogger
 from .phases import PhaseResult
+from .state import PluginState
 
 SpecT = TypeVar("SpecT", bound=Message)
 
@@ -41,7 +42,8 @@ class TaskType:
 @dataclass(frozen=True)
 class Properties:
     """How the host should drive the plugin; durations in seconds (or timedelta). Unset values take the host's
-    defaults (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, 5 system failures)."""
+    defaults (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, handle 10 s, abort 30 s, finalize 30 s,
+    5 system failures). Each ``*_timeout`` is the deadline of one call of that method."""
 
     resync_interval: Optional[Seconds] = None
     create_timeout: Optional[Seconds] = None
@@ -49,6 +51,22 @@ class Properties:
     delete_timeout: Optional[Seconds] = None
     do_timeout: Optional[Seconds] = None
     max_system_failures: Optional[int] = None
+    handle_timeout: Optional[Seconds] = None
+    abort_timeout: Optional[Seconds] = None
+    finalize_timeout: Optional[Seconds] = None
+
+
+#: The duration fields of :class:`Properties`, named as in the PluginProperties message.
+DURATION_PROPERTIES = (
+    "resync_interval",
+    "create_timeout",
+    "get_timeout",
+    "delete_timeout",
+    "do_timeout",
+    "handle_timeout",
+    "abort_timeout",
+    "finalize_timeout",
+)
 
 
 @dataclass
@@ -90,6 +108,9 @@ CreateFn = Callable[[PluginContext[Any]], Any]
 GetFn = Callable[[PluginContext[Any], Any], Any]
 DeleteFn = Callable[[PluginContext[Any], Any], Any]
 DoFn = Callable[[PluginContext[Any]], Any]
+HandleFn = Callable[[PluginContext[Any], Optional[PluginState]], Any]
+AbortFn = Callable[[PluginContext[Any], Optional[PluginState], str], Any]
+FinalizeFn = Callable[[PluginContext[Any], Optional[PluginState]], Any]
 
 
 def _seconds(value: Optional[Seconds], what: str, plugin: str) -> None:
@@ -126,7 +147,7 @@ class _Declaration:
             raise ValueError(f"plugin {self.name}: specification must be a generated protobuf message class")
         props = self.properties or Properties()
         self.properties = props
-        for what in ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout"):
+        for what in DURATION_PROPERTIES:
             _seconds(getattr(props, what), what, self.name)
         if props.max_system_failures is not None and (
             not isinstance(props.max_system_failures, int) or props.max_system_failures < 0
@@ -176,7 +197,35 @@ class SyncPlugin(_Declaration):
             raise ValueError(f"plugin {self.name}: do must be a function")
 
 
-Plugin = Union[AsyncPlugin, SyncPlugin]
+@dataclass
+class CorePlugin(_Declaration):
+    """A core plugin, after Flyte's core plugin interface: the host drives an attempt by calling ``handle`` again
+    and again (every resync interval) with the state the previous call returned, until it reports a terminal
+    phase; then ``finalize``.
+
+    - ``handle(ctx, state) -> HandleResult``: advances the attempt and reports its phase with the new state
+      (``state`` is None on the attempt's first Handle). Must be idempotent by execution id, attempt and the
+      state passed in: after a host crash the same Handle may come again. Returning a bare PhaseResult keeps the
+      state.
+    - ``abort(ctx, state, reason) -> None``: stops the attempt's work (AbortTask, or the template's timeout);
+      ``finalize`` follows. Must tolerate no state (no work yet) and work that has already ended.
+    - ``finalize(ctx, state) -> None``: releases what the attempt holds, after its terminal phase or its abort.
+      The kit makes it run once per execution id and attempt, across retries, restarts and instances.
+    """
+
+    handle: Optional[HandleFn] = None
+    abort: Optional[AbortFn] = None
+    finalize: Optional[FinalizeFn] = None
+    kind: Literal["core"] = field(default="core", init=False)
+
+    def __post_init__(self) -> None:
+        self._check()
+        for method in ("handle", "abort", "finalize"):
+            if not callable(getattr(self, method)):
+                raise ValueError(f"plugin {self.name}: {method} must be a function")
+
+
+Plugin = Union[AsyncPlugin, SyncPlugin, CorePlugin]
 
 
 async def call_method(method: Callable[..., Any], *args: Any) -> Any:
@@ -190,6 +239,7 @@ async def call_method(method: Callable[..., Any], *args: Any) -> Any:
 __all__ = [
     "AsyncPlugin",
     "SyncPlugin",
+    "CorePlugin",
     "Plugin",
     "PluginContext",
     "Properties",

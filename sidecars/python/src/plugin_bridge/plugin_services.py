@@ -1,4 +1,4 @@
-"""The plugin's gRPC services: Describe, and the Async or Sync service, calling the author's methods with a
+"""The plugin's gRPC services: Describe, and the Async, Sync or Core service, calling the author's methods with a
 decoded :class:`PluginContext` and turning their results into responses."""
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from pluginbridge.v1 import plugin_pb2, task_pb2
 from .context import build_context
 from .errors import PluginError
 from .grpc_service import CallGate, CallInfo, service_handler
-from .idempotency import IdempotentCreates
-from .keys import kv_key
+from .idempotency import FINALIZED, IdempotentCalls, create_key, finalize_key
 from .log import KitLogger
 from .meta import decode_resource_meta, encode_resource_meta
 from .phases import PhaseResult, is_terminal_phase
-from .plugin import AsyncPlugin, Plugin, PluginContext, SyncPlugin, call_method
+from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, SyncPlugin, call_method
+from .state import HandleResult, PluginState, state_message, state_of
 
 METADATA_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["PluginMetadataService"]
 ASYNC_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["AsyncPluginService"]
 SYNC_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["SyncPluginService"]
+CORE_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["CorePluginService"]
 
 
 def _plain_json(value: Optional[Mapping[str, Any]], what: str) -> Optional[Dict[str, Any]]:
@@ -41,7 +42,7 @@ def _plain_json(value: Optional[Mapping[str, Any]], what: str) -> Optional[Dict[
 
 
 def _phase_response(result: Any, method: str) -> tuple[task_pb2.PhaseInfo, Optional[struct_pb2.Struct]]:
-    """Checks and completes what a plugin returned from Get or Do."""
+    """Checks and completes what a plugin returned from Get, Do or Handle."""
     if not isinstance(result, PhaseResult) or not isinstance(result.phase_info, task_pb2.PhaseInfo):
         raise PluginError(
             grpc.StatusCode.INTERNAL, f"{method} returned no PhaseResult; return phase_success(), phase_running() ..."
@@ -91,7 +92,7 @@ class _Contexts:
 
 def async_handler(
     plugin: AsyncPlugin,
-    creates: IdempotentCreates,
+    creates: IdempotentCalls,
     log: KitLogger,
     gate: CallGate,
     instance_id: str,
@@ -104,7 +105,7 @@ def async_handler(
     async def create(request: plugin_pb2.CreateRequest, info: CallInfo) -> plugin_pb2.CreateResponse:
         # The context is decoded before the idempotency lookup so a bad `custom` fails fast with its field.
         ctx = context(request, info)
-        key = kv_key(plugin.name, ctx.execution_id, ctx.attempt)
+        key = create_key(plugin.name, ctx.execution_id, ctx.attempt)
 
         async def run_create(cancelled: asyncio.Event) -> bytes:
             log.info("create", execution=ctx.execution_id, attempt=ctx.attempt)
@@ -148,3 +149,62 @@ def sync_handler(plugin: SyncPlugin, log: KitLogger, gate: CallGate, instance_id
         return plugin_pb2.DoResponse(phase_info=phase_info, outputs=outputs)
 
     return service_handler(SYNC_SERVICE, {"Do": do}, gate, log)
+
+
+def _handle_result(result: Any) -> tuple[Any, Optional[PluginState]]:
+    """Splits what ``handle`` returned into its phase (checked by _phase_response) and its new state."""
+    if isinstance(result, PhaseResult):
+        return result, None
+    if not isinstance(result, HandleResult):
+        raise PluginError(
+            grpc.StatusCode.INTERNAL,
+            "handle returned no HandleResult; return HandleResult(phase_running(...), state) or a PhaseResult",
+        )
+    if result.state is not None and not isinstance(result.state, PluginState):
+        raise PluginError(grpc.StatusCode.INTERNAL, "handle returned a state that is not a PluginState")
+    return result.phase, result.state
+
+
+def core_handler(
+    plugin: CorePlugin,
+    finalizes: IdempotentCalls,
+    log: KitLogger,
+    gate: CallGate,
+    instance_id: str,
+) -> grpc.GenericRpcHandler:
+    """CorePluginService over a core plugin, with Finalize made to run once per attempt by ``finalizes``."""
+    context = _Contexts(plugin, log, instance_id)
+    assert plugin.handle and plugin.abort and plugin.finalize
+
+    async def handle(request: plugin_pb2.HandleRequest, info: CallInfo) -> plugin_pb2.HandleResponse:
+        ctx = context(request, info)
+        result = await call_method(plugin.handle, ctx, state_of(request))  # type: ignore[arg-type]
+        phase, state = _handle_result(result)
+        phase_info, outputs = _phase_response(phase, "handle")
+        return plugin_pb2.HandleResponse(
+            phase_info=phase_info,
+            state=state_message(state) if state is not None else None,
+            outputs=outputs,
+        )
+
+    async def abort(request: plugin_pb2.AbortRequest, info: CallInfo) -> plugin_pb2.AbortResponse:
+        ctx = context(request, info)
+        log.info("abort", execution=ctx.execution_id, attempt=ctx.attempt, reason=request.reason)
+        await call_method(plugin.abort, ctx, state_of(request), request.reason)  # type: ignore[arg-type]
+        return plugin_pb2.AbortResponse()
+
+    async def finalize(request: plugin_pb2.FinalizeRequest, info: CallInfo) -> plugin_pb2.FinalizeResponse:
+        # Decoded before the idempotency lookup, as for Create: a bad `custom` fails fast with its field.
+        ctx = context(request, info)
+        state = state_of(request)
+
+        async def run_finalize(cancelled: asyncio.Event) -> bytes:
+            log.info("finalize", execution=ctx.execution_id, attempt=ctx.attempt)
+            ctx.cancelled = cancelled  # shared by every caller waiting for this Finalize
+            await call_method(plugin.finalize, ctx, state)  # type: ignore[arg-type]
+            return FINALIZED
+
+        await finalizes.run(finalize_key(plugin.name, ctx.execution_id, ctx.attempt), info.cancelled, run_finalize)
+        return plugin_pb2.FinalizeResponse()
+
+    return service_handler(CORE_SERVICE, {"Handle": handle, "Abort": abort, "Finalize": finalize}, gate, log)

@@ -25,12 +25,21 @@ from .descriptor import plugin_descriptor
 from .endpoint import bind_address, default_endpoint, dial_address, parse_endpoint, remove_stale_socket
 from .errors import PluginError
 from .health import HEALTH_SERVICE, SERVING, HealthState
-from .idempotency import CreateStore, IdempotentCreates, KvCreateStore, MemoryCreateStore
+from .idempotency import IdempotencyStore, IdempotentCalls, KvIdempotencyStore, MemoryIdempotencyStore
 from .keys import kv_key
 from .log import get_logger
 from .nats_link import CREATES_BUCKET_CONFIG, PLUGINS_BUCKET_CONFIG, NatsLink, nats_url_from_env
-from .plugin import AsyncPlugin, Plugin
-from .plugin_services import ASYNC_SERVICE, METADATA_SERVICE, SYNC_SERVICE, async_handler, metadata_handler, sync_handler
+from .plugin import AsyncPlugin, CorePlugin, Plugin
+from .plugin_services import (
+    ASYNC_SERVICE,
+    CORE_SERVICE,
+    METADATA_SERVICE,
+    SYNC_SERVICE,
+    async_handler,
+    core_handler,
+    metadata_handler,
+    sync_handler,
+)
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 30.0
 #: The host's limits on the sidecar hop (src/registry/plugin-client.ts): large outputs must fit both ways.
@@ -43,8 +52,8 @@ _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 class ServeOptions:
     """Settings of :func:`serve`; each defaults to its environment variable, then to the built-in default."""
 
-    #: NATS server URL(s), comma-separated; ``False`` runs without NATS (no announcement, Create idempotent
-    #: within the process only; for local development). Default: $PLUGIN_BRIDGE_NATS_URL, $NATS_URL,
+    #: NATS server URL(s), comma-separated; ``False`` runs without NATS (no announcement, Create and Finalize
+    #: once per attempt within the process only; for local development). Default: $PLUGIN_BRIDGE_NATS_URL, $NATS_URL,
     #: nats://127.0.0.1:4222.
     nats_url: Union[str, bool, None] = None
     #: ``unix:/path`` or ``host:port``. Default: $PLUGIN_BRIDGE_ENDPOINT, else a unix socket in the temp dir.
@@ -109,7 +118,7 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
     started_at = timestamp_pb2.Timestamp()
     started_at.GetCurrentTime()
 
-    plugin_service = ASYNC_SERVICE if isinstance(plugin, AsyncPlugin) else SYNC_SERVICE
+    plugin_service = {"async": ASYNC_SERVICE, "sync": SYNC_SERVICE, "core": CORE_SERVICE}[plugin.kind]
     health = HealthState([METADATA_SERVICE.full_name, plugin_service.full_name, HEALTH_SERVICE])
     await health.start_not_serving()
 
@@ -141,15 +150,14 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
         return release
 
     nats: Optional[NatsLink] = None
-    store: CreateStore
+    store: IdempotencyStore
     if isinstance(nats_url, str):
         nats = NatsLink(nats_url, instance_id, log)
         link = nats
-        store = KvCreateStore(lambda: link.bucket(CREATES_BUCKET_CONFIG))
+        store = KvIdempotencyStore(lambda: link.bucket(CREATES_BUCKET_CONFIG))
     else:
-        log.warning("running without NATS: no announcement, Create idempotent within this process only")
-        store = MemoryCreateStore()
-    creates = IdempotentCreates(store, log)
+        log.warning("running without NATS: no announcement, Create and Finalize once per attempt in this process only")
+        store = MemoryIdempotencyStore()
 
     server = grpc.aio.server(
         options=[
@@ -159,7 +167,11 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
     )
     server.add_generic_rpc_handlers((metadata_handler(descriptor, log),))
     if isinstance(plugin, AsyncPlugin):
+        creates = IdempotentCalls(store, log, "Create")
         server.add_generic_rpc_handlers((async_handler(plugin, creates, log, gate, instance_id),))
+    elif isinstance(plugin, CorePlugin):
+        finalizes = IdempotentCalls(store, log, "Finalize")
+        server.add_generic_rpc_handlers((core_handler(plugin, finalizes, log, gate, instance_id),))
     else:
         server.add_generic_rpc_handlers((sync_handler(plugin, log, gate, instance_id),))
     health.add_to(server)

@@ -2,8 +2,9 @@
 exactly as the comment of ``proto/pluginbridge/conformance/v1/conformance.proto`` specifies (and as
 ``sidecars/typescript/conformance/main.ts`` does), so one suite can hold every kit to the same behaviour.
 
-Runs as the async plugin ``conformance-python`` or, with ``CONFORMANCE_KIND=sync``, as ``conformance-sync-python``
-(task types of the same names, version 1). Every effective call appends
+Runs as the async plugin ``conformance-python`` or, with ``CONFORMANCE_KIND=sync``, as ``conformance-sync-python``,
+or with ``CONFORMANCE_KIND=core`` as ``conformance-core-python`` (task types of the same names, version 1). Every
+effective call appends
 ``"<call> <execution id> <attempt> <instance id>"`` to ``$CONFORMANCE_AUDIT_FILE`` once it has done its work.
 """
 
@@ -20,10 +21,13 @@ from pluginbridge.conformance.v1.conformance_pb2 import Script
 
 from .. import (
     AsyncPlugin,
+    CorePlugin,
     ErrorKind,
+    HandleResult,
     PhaseResult,
     PluginContext,
     PluginError,
+    PluginState,
     Properties,
     SyncPlugin,
     TaskType,
@@ -83,13 +87,71 @@ def _properties() -> Properties:
         get_timeout=2,
         delete_timeout=2,
         do_timeout=2,
+        handle_timeout=2,
+        abort_timeout=2,
+        finalize_timeout=2,
         max_system_failures=2,
     )
 
 
+#: The only layout of the core plugin's state: the attempt's Handle count as decimal ASCII.
+STATE_VERSION = 1
+
+
+def _handles_so_far(state: Optional[PluginState]) -> int:
+    """The Handle count a state holds (0 without one); a state of another layout is refused, as the contract says."""
+    if state is None:
+        return 0
+    if state.version != STATE_VERSION:
+        raise PluginError(grpc.StatusCode.FAILED_PRECONDITION, f"unknown state version {state.version}")
+    text = state.data.decode("ascii", errors="replace")
+    if not text.isdigit():
+        # Not a state this plugin wrote: as unusable as an unknown version.
+        raise PluginError(grpc.StatusCode.FAILED_PRECONDITION, f"state version 1 holds no Handle count: {text!r}")
+    return int(text)
+
+
+def _core_plugin() -> CorePlugin:
+    async def handle(ctx: PluginContext[Script], state: Optional[PluginState]) -> HandleResult:
+        handles = _handles_so_far(state) + 1
+        counted = PluginState.of_text(str(handles), STATE_VERSION)
+        if handles <= ctx.spec.polls:
+            _audit("handle", ctx)
+            return HandleResult(phase_running("polling"), counted)
+        if ctx.spec.wait_for_file and not os.path.exists(ctx.spec.wait_for_file):
+            _audit("handle", ctx)
+            return HandleResult(phase_running("waiting"), counted)
+        failed = await act(ctx.spec.handle, ctx)
+        _audit("handle", ctx)
+        return HandleResult(failed or phase_success(_outputs(ctx, {"handles": handles})), counted)
+
+    async def abort(ctx: PluginContext[Script], _state: Optional[PluginState], _reason: str) -> None:
+        if await act(ctx.spec.abort, ctx):
+            raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "Abort cannot report a phase")
+        _audit("abort", ctx)
+
+    async def finalize(ctx: PluginContext[Script], _state: Optional[PluginState]) -> None:
+        if await act(ctx.spec.finalize, ctx):
+            raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "Finalize cannot report a phase")
+        _audit("finalize", ctx)
+
+    return CorePlugin(
+        name=f"conformance-core-{LANGUAGE}",
+        version="1.0.0",
+        task_types=[TaskType(f"conformance-core-{LANGUAGE}", 1)],
+        specification=Script,
+        properties=_properties(),
+        handle=handle,
+        abort=abort,
+        finalize=finalize,
+    )
+
+
 def build_plugin(kind: Optional[str] = None) -> Plugin:
-    """The reference plugin; ``kind`` "sync" or "async" (default: $CONFORMANCE_KIND, else async)."""
+    """The reference plugin; ``kind`` "async", "sync" or "core" (default: $CONFORMANCE_KIND, else async)."""
     kind = kind or os.environ.get("CONFORMANCE_KIND") or "async"
+    if kind == "core":
+        return _core_plugin()
     if kind == "sync":
 
         async def do(ctx: PluginContext[Script]) -> PhaseResult:

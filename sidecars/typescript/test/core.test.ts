@@ -123,7 +123,7 @@ describe("core plugin sidecar", () => {
     const garbled = await grpcError(
       coreA.handle({ context: context("errors-1"), state: { version: 1, data: Buffer.from("three") } }),
     );
-    expect(garbled.code).toBe(status.INVALID_ARGUMENT);
+    expect(garbled.code).toBe(status.FAILED_PRECONDITION);
 
     const crash = await grpcError(coreA.handle({ context: context("errors-2", { handle: "BEHAVIOR_CRASH", message: "boom in handle" }) }));
     expect(crash.code).toBe(status.INTERNAL);

@@ -271,14 +271,17 @@ describe("plugins that fail", () => {
     expect(calls(id).filter((call) => call.startsWith("create"))).toEqual(["create 1", "create 2"]);
   });
 
-  it("an attempt past its timeout is deleted and fails with Timeout", async () => {
+  it("an attempt past its timeout is deleted and ends the execution with Timeout, retries or not", async () => {
     const { execution } = await taskClient(host.url).createTask({
-      template: reference({ waitForFile: path.join(work, "never") }, { metadata: { timeout: { seconds: 1n } } }),
+      template: reference({ waitForFile: path.join(work, "never") }, { metadata: { timeout: { seconds: 1n }, retries: 2 } }),
     });
     const id = execution!.id;
     const last = await final(id);
     expect(last.phaseInfo?.phase).toBe(Phase.PERMANENT_FAILURE);
+    expect(last.attempt).toBe(1);
     expect(last.phaseInfo?.error?.code).toBe("Timeout");
+    expect(last.phaseInfo?.reason).toBe("attempt 1 exceeded its timeout of 1000 ms; its work was deleted");
     expect(calls(id)).toContain("delete 1");
+    expect(calls(id).filter((call) => call.startsWith("create"))).toEqual(["create 1"]);
   });
 });

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { DEFAULT_READ_MAX_BYTES, DEFAULT_SHUTDOWN_GRACE_MS } from "./api/limits.js";
 import { WORK_DUPLICATE_WINDOW_MS } from "./coordination/layout.js";
+import { SecretAccess, SecretAccessError } from "./machinery/secret-access.js";
 
 export interface HostConfig {
   /** NATS to use. Empty: start a nats-server child with JetStream in `dataDir` (one-machine mode). */
@@ -30,8 +31,15 @@ export interface HostConfig {
   orphanGraceMs: number;
   /** How often to look for a plugin instance when a type has none live. */
   noInstanceRetryMs: number;
-  /** Secrets directory: `<dir>/<group>/<key>` files. Empty: no secrets can be resolved. */
+  /** Secrets directory: `<dir>/<group>/<key>` files, the first secret source. Empty: none. */
   secretsDir: string;
+  /** Environment variables `<prefix><GROUP>_<KEY>` are the second secret source. Empty: the environment is not one. */
+  secretsEnvPrefix: string;
+  /**
+   * Which plugin may receive which secret: `<plugin>=<group>/<key>,…;…` with `*` for any plugin, group or key
+   * (src/machinery/secret-access.ts). Empty: no plugin receives any secret.
+   */
+  secretAccess: string;
   /** How long SIGTERM waits for calls and steps in flight. */
   shutdownGraceMs: number;
 }
@@ -49,6 +57,8 @@ export const DEFAULT_CONFIG: HostConfig = {
   orphanGraceMs: 180_000,
   noInstanceRetryMs: 2_000,
   secretsDir: "",
+  secretsEnvPrefix: "",
+  secretAccess: "",
   shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
@@ -113,6 +123,12 @@ export function loadConfig(
   if (result.readMaxBytes < 1024) throw new ConfigError(`readMaxBytes must be at least 1024`);
   if (result.concurrency < 1) throw new ConfigError(`concurrency must be at least 1`);
   if (result.ackWaitMs < 1_000) throw new ConfigError(`ackWaitMs must be at least 1000`);
+  try {
+    SecretAccess.parse(result.secretAccess);
+  } catch (error) {
+    if (error instanceof SecretAccessError) throw new ConfigError(`secretAccess: ${error.message}`);
+    throw error;
+  }
   if (result.orphanGraceMs <= WORK_DUPLICATE_WINDOW_MS) {
     throw new ConfigError(`orphanGraceMs must be longer than the work stream's duplicate window (${WORK_DUPLICATE_WINDOW_MS} ms)`);
   }

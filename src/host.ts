@@ -19,6 +19,7 @@ import { startNatsServer, type NatsServerProcess } from "./coordination/nats-ser
 import { WorkQueue } from "./coordination/work-queue.js";
 import type { Logger } from "./log.js";
 import { Executor } from "./machinery/executor.js";
+import { SecretAccess } from "./machinery/secret-access.js";
 import { SecretResolver } from "./machinery/secrets.js";
 import { Worker } from "./machinery/worker.js";
 import { PluginClients } from "./registry/plugin-client.js";
@@ -85,7 +86,11 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     const store = new ExecutionStore(layout.executions);
     const events = new EventLog(js, nc);
     const work = new WorkQueue(js);
-    const secrets = new SecretResolver(config.secretsDir || undefined);
+    const secrets = new SecretResolver({
+      directory: config.secretsDir,
+      envPrefix: config.secretsEnvPrefix,
+      access: SecretAccess.parse(config.secretAccess),
+    });
     const maxRecordBytes = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM_BYTES;
     const executor = new Executor(store, events, routing, clients, secrets, log.child({ component: "executor" }), {
       orphanGraceMs: config.orphanGraceMs,

@@ -21,7 +21,7 @@ import { RecordExistsError, type ExecutionStore } from "../coordination/executio
 import type { WorkQueue } from "../coordination/work-queue.js";
 import type { Executor } from "../machinery/executor.js";
 import { isFinalPhase, phaseInfo, phaseName } from "../machinery/phases.js";
-import { SecretNotFoundError, type SecretResolver } from "../machinery/secrets.js";
+import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from "../machinery/secrets.js";
 import { eventOf } from "../machinery/transitions.js";
 import type { Logger } from "../log.js";
 import type { RoutingTable } from "../registry/routing-table.js";
@@ -141,11 +141,15 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     const key = checkIdempotencyKey(request.idempotencyKey);
     checkMetadataMaps(request.metadata);
     const descriptor = route(request);
-    try {
-      await deps.secrets.resolve(request.template?.secrets ?? []);
-    } catch (error) {
-      if (error instanceof SecretNotFoundError) throw new ConnectError(error.message, Code.FailedPrecondition);
-      throw error;
+    const secrets = request.template?.secrets ?? [];
+    if (secrets.length > 0) {
+      try {
+        await deps.secrets.resolve(secrets, descriptor?.name ?? "");
+      } catch (error) {
+        if (error instanceof SecretNotAllowedError) throw new ConnectError(error.message, Code.PermissionDenied);
+        if (error instanceof SecretNotFoundError) throw new ConnectError(error.message, Code.FailedPrecondition);
+        throw error;
+      }
     }
     const now = timestampFromDate(new Date());
     const record = create(ExecutionRecordSchema, {

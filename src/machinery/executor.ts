@@ -20,7 +20,8 @@ import type { Logger } from "../log.js";
 import { isUserError, PluginCallError, type PluginClients } from "../registry/plugin-client.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
-import { SecretNotFoundError, type SecretResolver } from "./secrets.js";
+import { Redactor } from "./redaction.js";
+import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from "./secrets.js";
 import { durationMs, timestampMs } from "./time.js";
 import {
   abortStopFailed,
@@ -100,6 +101,7 @@ const RECORD_WAITS_MS: Array<number | undefined> = [1, 2, 4, 8, 25, undefined];
 class NoInstanceError extends Error {}
 
 const isUserCallError = (error: unknown): boolean => error instanceof PluginCallError && isUserError(error);
+const isSecretError = (error: unknown): error is Error => error instanceof SecretNotFoundError || error instanceof SecretNotAllowedError;
 
 /** Backoff after the n-th system failure: 1 s, 2 s, 4 s … at most 30 s. */
 const backoffMs = (failures: number): number => Math.min(1_000 * 2 ** Math.max(0, failures - 1), 30_000);
@@ -269,7 +271,7 @@ export class Executor {
   /** Async, later steps: Get; write and publish only when the reported phase differs from the recorded one. */
   private async get(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
     const { record } = stored;
-    const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
+    const { response, instance, redactor } = await this.callAnyInstance(record, async (target, context) =>
       await this.clients.call(
         AsyncPluginService.method.get,
         target,
@@ -277,7 +279,7 @@ export class Executor {
         timing.getTimeoutMs,
       ),
     );
-    const reported = response.phaseInfo ?? phaseInfo(Phase.RUNNING, "");
+    const reported = redactor.phaseInfo(response.phaseInfo) ?? phaseInfo(Phase.RUNNING, "");
     if (!isTerminalPhase(reported.phase)) {
       if (!phaseChanged(record.phaseInfo, reported) && record.systemFailures === 0) {
         return { kind: "again", delayMs: timing.resyncMs }; // the hot path: no write, no event
@@ -288,7 +290,7 @@ export class Executor {
       }));
       return { kind: "again", delayMs: timing.resyncMs };
     }
-    return await this.commit(stored, this.terminal(record, reported, response.outputs));
+    return await this.commit(stored, this.terminal(record, reported, redactor.json(response.outputs)));
   }
 
   /** Sync: Do runs the whole task. */
@@ -303,10 +305,10 @@ export class Executor {
    */
   private async handle(stored: StoredRecord, timing: PluginTiming): Promise<Disposition> {
     const { record } = stored;
-    const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
+    const { response, instance, redactor } = await this.callAnyInstance(record, async (target, context) =>
       await this.clients.call(CorePluginService.method.handle, target, { context, state: record.pluginState }, timing.handleTimeoutMs),
     );
-    const reported = response.phaseInfo;
+    const reported = redactor.phaseInfo(response.phaseInfo);
     if (!reported || reported.phase === Phase.UNSPECIFIED) {
       throw new PluginCallError(status.INTERNAL, "Handle must return a phase", instance.instanceId);
     }
@@ -319,7 +321,7 @@ export class Executor {
       next.systemFailures = 0;
     };
     if (isTerminalPhase(reported.phase)) {
-      const ending = awaitFinalize(quietUpdate(record, handled).record, reported, response.outputs);
+      const ending = awaitFinalize(quietUpdate(record, handled).record, reported, redactor.json(response.outputs));
       if (this.store.encodedSize(ending.record) > this.options.maxRecordBytes) {
         // Outputs too large to keep: the attempt fails (RecordTooLarge), still through Finalize.
         const tooLarge = this.fitToStore(record, ending).record.phaseInfo!;
@@ -345,6 +347,7 @@ export class Executor {
       );
     } catch (error) {
       if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+      if (isSecretError(error)) return await this.commit(stored, applyPendingEnd(record, `Finalize not called: ${error.message}`));
       if (!(error instanceof PluginCallError)) throw error;
       if (isUserError(error)) return await this.commit(stored, applyPendingEnd(record, `Finalize answered ${error.message}`));
       this.log.warn("Finalize failed", { execution: record.id, instance: error.instanceId, error: error.message });
@@ -358,14 +361,14 @@ export class Executor {
   }
 
   private async doTransition(record: ExecutionRecord, timing: PluginTiming): Promise<Transition> {
-    const { response, instance } = await this.callAnyInstance(record, async (target, context) =>
+    const { response, instance, redactor } = await this.callAnyInstance(record, async (target, context) =>
       await this.clients.call(SyncPluginService.method.do, target, { context }, timing.doTimeoutMs),
     );
-    const reported = response.phaseInfo;
+    const reported = redactor.phaseInfo(response.phaseInfo);
     if (!reported || !isTerminalPhase(reported.phase)) {
       throw new PluginCallError(status.INTERNAL, "Do must return a terminal phase", instance.instanceId);
     }
-    return this.terminal(record, reported, response.outputs);
+    return this.terminal(record, reported, redactor.json(response.outputs));
   }
 
   /**
@@ -453,6 +456,8 @@ export class Executor {
       }
       return "";
     } catch (error) {
+      // The secrets the call needs are gone or no longer allowed: the call cannot be made, and will not be.
+      if (isSecretError(error)) return `${core ? "Abort" : "Delete"} not called: ${error.message}`;
       if (!isUserCallError(error)) throw error;
       return `${core ? "Abort" : "Delete"} answered ${(error as PluginCallError).message}; taken as gone`;
     }
@@ -483,10 +488,10 @@ export class Executor {
   private async callAnyInstance<T>(
     record: ExecutionRecord,
     call: (target: PluginInstance, context: TaskContext) => Promise<T>,
-  ): Promise<{ response: T; instance: PluginInstance }> {
+  ): Promise<{ response: T; instance: PluginInstance; redactor: Redactor }> {
     const type = record.template?.type ?? "";
     const version = record.template?.typeVersion ?? 0;
-    const context = await this.contextOf(record);
+    const { context, redactor } = await this.contextOf(record);
     const tried = new Set<string>();
     let lastError: unknown = new NoInstanceError(`no live instance serves ${type} v${version}`);
     const creator = record.resourceCreated ? record.lastInstanceId : undefined;
@@ -497,9 +502,10 @@ export class Executor {
     ) {
       tried.add(instance.instanceId);
       try {
-        return { response: await call(instance, context), instance };
+        return { response: await call(instance, context), instance, redactor };
       } catch (error) {
-        lastError = error;
+        // What a plugin says goes into records, events and logs: never with a secret it was given.
+        lastError = error instanceof PluginCallError ? new PluginCallError(error.code, redactor.text(error.details), error.instanceId) : error;
         if (!(error instanceof PluginCallError && error.unreachable)) break;
         this.log.warn("plugin instance unreachable, trying another", { instance: instance.instanceId, execution: record.id });
       }
@@ -507,14 +513,18 @@ export class Executor {
     throw lastError;
   }
 
-  private async contextOf(record: ExecutionRecord): Promise<TaskContext> {
-    return create(TaskContextSchema, {
+  /** The context of a call, with the secrets the template names (those the plugin may have), and their redactor. */
+  private async contextOf(record: ExecutionRecord): Promise<{ context: TaskContext; redactor: Redactor }> {
+    const requests = record.template?.secrets ?? [];
+    const secrets = requests.length > 0 ? await this.secrets.resolve(requests, this.descriptorFor(record)?.name ?? "") : {};
+    const context = create(TaskContextSchema, {
       executionId: { id: record.id, attempt: record.attempt },
       template: record.template,
       inputs: record.inputs,
       metadata: record.metadata,
-      secrets: await this.secrets.resolve(record.template?.secrets ?? []),
+      secrets,
     });
+    return { context, redactor: requests.length > 0 ? Redactor.of(secrets) : Redactor.none };
   }
 
   /** Turns a failed call into the record's next state and stores it. */
@@ -538,6 +548,9 @@ export class Executor {
     if (error instanceof NoInstanceError) return undefined;
     if (error instanceof SecretNotFoundError) {
       return endAttempt(record, failure(Phase.PERMANENT_FAILURE, "SecretNotFound", error.message, ErrorKind.USER));
+    }
+    if (error instanceof SecretNotAllowedError) {
+      return endAttempt(record, failure(Phase.PERMANENT_FAILURE, "SecretNotAllowed", error.message, ErrorKind.USER));
     }
     if (error instanceof PluginCallError && isUserError(error)) {
       return endAttempt(record, failure(Phase.PERMANENT_FAILURE, `Plugin${codeName(error.code)}`, error.details, ErrorKind.USER));

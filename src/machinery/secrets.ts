@@ -1,8 +1,11 @@
-// Resolves the secrets a task template asks for. Secrets are files `<dir>/<group>/<key>`, the shape Kubernetes
-// gives a mounted secret; they are read for each plugin call and never stored in NATS.
+// Resolves the secrets a task template asks for, from the host's secret sources: files `<dir>/<group>/<key>` (the
+// shape Kubernetes gives a mounted secret), then environment variables `<prefix><GROUP>_<KEY>`. A plugin gets a
+// secret only if the template names it and the operator's rules allow it for that plugin (secret-access.ts).
+// Values are read for each plugin call and never stored in NATS; redaction.ts keeps them out of what is stored.
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { SecretRequest } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import type { SecretAccess } from "./secret-access.js";
 
 /** Group and key become path segments: nothing that could leave the secrets directory is accepted. */
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -11,6 +14,16 @@ export class SecretNotFoundError extends Error {
   constructor(readonly secret: string) {
     super(`secret ${secret} was not found`);
     this.name = "SecretNotFoundError";
+  }
+}
+
+export class SecretNotAllowedError extends Error {
+  constructor(
+    readonly secret: string,
+    readonly plugin: string,
+  ) {
+    super(`secret ${secret} is not allowed for plugin ${plugin} (the host's secretAccess rules)`);
+    this.name = "SecretNotAllowedError";
   }
 }
 
@@ -24,21 +37,55 @@ export function secretRequestProblem(request: SecretRequest): string | undefined
   return undefined;
 }
 
-export class SecretResolver {
-  constructor(private readonly directory: string | undefined) {}
+/** The environment variable that holds `group/key`: upper case, anything but letters and digits as '_'. */
+export function secretEnvName(prefix: string, group: string, key: string): string {
+  const part = (text: string): string => text.toUpperCase().replace(/[^A-Z0-9]/g, "_");
+  return `${prefix}${part(group)}_${part(key)}`;
+}
 
-  /** The requested secrets keyed "group/key"; throws SecretNotFoundError for the first missing one. */
-  async resolve(requests: readonly SecretRequest[]): Promise<Record<string, string>> {
+export interface SecretSources {
+  /** Directory of `<group>/<key>` files; empty or undefined: none. */
+  directory?: string;
+  /** Prefix of the environment variables that hold secrets; empty or undefined: the environment is not a source. */
+  envPrefix?: string;
+  env?: NodeJS.ProcessEnv;
+  access: SecretAccess;
+}
+
+export class SecretResolver {
+  constructor(private readonly sources: SecretSources) {}
+
+  /**
+   * The requested secrets for `plugin`, keyed "group/key". Throws SecretNotAllowedError for the first one the rules
+   * refuse (before reading anything), SecretNotFoundError for the first one no source holds.
+   */
+  async resolve(requests: readonly SecretRequest[], plugin: string): Promise<Record<string, string>> {
+    for (const request of requests) {
+      const name = `${request.group}/${request.key}`;
+      if (secretRequestProblem(request)) throw new SecretNotFoundError(name);
+      if (!this.sources.access.allows(plugin, request.group, request.key)) throw new SecretNotAllowedError(name, plugin);
+    }
     const resolved: Record<string, string> = {};
     for (const request of requests) {
       const name = `${request.group}/${request.key}`;
-      if (!this.directory || secretRequestProblem(request)) throw new SecretNotFoundError(name);
-      try {
-        resolved[name] = await readFile(path.join(this.directory, request.group, request.key), "utf8");
-      } catch {
-        throw new SecretNotFoundError(name);
-      }
+      const value = (await this.fromDirectory(request)) ?? this.fromEnvironment(request);
+      if (value === undefined) throw new SecretNotFoundError(name);
+      resolved[name] = value;
     }
     return resolved;
+  }
+
+  private async fromDirectory(request: SecretRequest): Promise<string | undefined> {
+    if (!this.sources.directory) return undefined;
+    try {
+      return await readFile(path.join(this.sources.directory, request.group, request.key), "utf8");
+    } catch {
+      return undefined;
+    }
+  }
+
+  private fromEnvironment(request: SecretRequest): string | undefined {
+    if (!this.sources.envPrefix) return undefined;
+    return (this.sources.env ?? process.env)[secretEnvName(this.sources.envPrefix, request.group, request.key)];
   }
 }

@@ -28,14 +28,19 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-function announcement(instanceId: string, type: string): Uint8Array {
+function announcement(
+  instanceId: string,
+  type: string,
+  taskTypes: Array<{ type: string; version: number; minVersion?: number }> = [{ type, version: 1 }],
+  defaultForUnclaimedTypes = false,
+): Uint8Array {
   return toBinary(PluginAnnouncementSchema, create(PluginAnnouncementSchema, {
     ttlSeconds: 60,
     instance: {
       instanceId,
       endpoint: "127.0.0.1:1",
       heartbeatAt: timestampFromDate(new Date()),
-      descriptor: { name: type, version: "1.0.0", kind: PluginKind.SYNC, taskTypes: [{ type, version: 1 }] },
+      descriptor: { name: type, version: "1.0.0", kind: PluginKind.SYNC, taskTypes, defaultForUnclaimedTypes },
     },
   }));
 }
@@ -69,6 +74,26 @@ describe("RoutingTable.start", () => {
       await plugins.put("a.late", announcement("late", "a"));
       for (let i = 0; i < 100 && table.live().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
       expect(table.candidates("a", 1).map((instance) => instance.instanceId)).toEqual(["late"]);
+    } finally {
+      table.stop();
+    }
+  });
+});
+
+describe("RoutingTable.pick", () => {
+  it("keeps an execution's calls on its instance while that one accepts the version, though a closer one came", { timeout: 15_000 }, async () => {
+    const plugins = await bucket("routing_prefer");
+    await plugins.put("t.ranged", announcement("ranged", "t", [{ type: "t", version: 2, minVersion: 1 }]));
+    await plugins.put("t.exact", announcement("exact", "t", [{ type: "t", version: 1 }]));
+    await plugins.put("d.default", announcement("default", "d", [{ type: "d", version: 1 }], true));
+    const table = new RoutingTable(log);
+    try {
+      await table.start(plugins, NEVER_MS);
+      expect(table.pick("t", 1)?.instanceId).toBe("exact");
+      expect(table.pick("t", 1, new Set(), "ranged")?.instanceId).toBe("ranged");
+      expect(table.pick("t", 2, new Set(), "exact")?.instanceId).toBe("ranged"); // exact does not take version 2
+      expect(table.pick("t", 3)).toBeUndefined(); // claimed type, unserved version: not the default plugin
+      expect(table.pick("unclaimed", 5)?.instanceId).toBe("default");
     } finally {
       table.stop();
     }

@@ -4,7 +4,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import { PluginAnnouncementSchema } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
-import { PluginKind, type PluginInstance } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import { PluginKind, type PluginInstance, type SupportedTaskType } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import { timestampMs } from "../machinery/time.js";
 import type { Logger } from "../log.js";
 
@@ -105,16 +105,29 @@ export class RoutingTable {
     return [...this.instances.values()].filter((entry) => this.isLive(entry)).map((entry) => entry.instance);
   }
 
-  /** Live, non-draining instances serving the type and version. */
+  /**
+   * Live, non-draining instances for the type and version (Flyte's plugin lookup, plus versions): those serving the
+   * exact version; else those whose declared range [min_version, version] holds it, the newest version only; else,
+   * when no live plugin claims the type at all, the default plugin's (the first by name if several say they are).
+   */
   candidates(type: string, version: number): PluginInstance[] {
-    return this.live().filter(
-      (instance) =>
-        !instance.draining &&
-        instance.descriptor?.taskTypes.some((supported) => supported.type === type && supported.version === version),
-    );
+    const serving = this.live().filter((instance) => !instance.draining);
+    const exact = serving.filter((instance) => instance.descriptor?.taskTypes.some((t) => t.type === type && t.version === version));
+    if (exact.length > 0) return exact;
+    const newest = (instance: PluginInstance): number =>
+      Math.max(...(instance.descriptor?.taskTypes ?? []).filter((t) => accepts(t, type, version)).map((t) => t.version));
+    const compatible = serving.filter((instance) => instance.descriptor?.taskTypes.some((t) => accepts(t, type, version)));
+    if (compatible.length > 0) {
+      const best = Math.max(...compatible.map(newest));
+      return compatible.filter((instance) => newest(instance) === best);
+    }
+    if (this.servesType(type)) return [];
+    const defaults = serving.filter((instance) => instance.descriptor?.defaultForUnclaimedTypes);
+    const first = defaults.map((instance) => instance.descriptor?.name ?? "").sort()[0];
+    return defaults.filter((instance) => instance.descriptor?.name === first);
   }
 
-  /** Whether any live instance serves the type, in any version: tells "unknown type" from "unknown version". */
+  /** Whether any live instance claims the type, in any version: tells "unknown type" from "unknown version". */
   servesType(type: string): boolean {
     return this.live().some((instance) => instance.descriptor?.taskTypes.some((supported) => supported.type === type));
   }
@@ -130,11 +143,25 @@ export class RoutingTable {
       .filter((instance) => !exclude.has(instance.instanceId))
       .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
     if (candidates.length === 0) return undefined;
-    const preferred = prefer ? candidates.find((instance) => instance.instanceId === prefer) : undefined;
-    if (preferred) return preferred;
+    // The preferred instance keeps its calls while it can take them at all, even if a closer version came up since.
+    const preferred = prefer ? this.acceptingInstance(prefer, type, version) : undefined;
+    if (preferred && !exclude.has(preferred.instanceId)) return preferred;
     const key = routeKey(type, version);
     const index = this.nextIndex.get(key) ?? 0;
     this.nextIndex.set(key, index + 1);
     return candidates[index % candidates.length];
   }
+
+  /** The live, non-draining instance `instanceId` if it serves or accepts the type and version (or is the default). */
+  private acceptingInstance(instanceId: string, type: string, version: number): PluginInstance | undefined {
+    const instance = this.live().find((live) => live.instanceId === instanceId && !live.draining);
+    if (!instance) return undefined;
+    const serves = instance.descriptor?.taskTypes.some((t) => (t.type === type && t.version === version) || accepts(t, type, version));
+    return serves || this.candidates(type, version).includes(instance) ? instance : undefined;
+  }
+}
+
+/** Whether a declared task type takes a task of `type` at `version` through its range (min_version set). */
+function accepts(declared: SupportedTaskType, type: string, version: number): boolean {
+  return declared.type === type && declared.minVersion !== undefined && declared.minVersion <= version && version <= declared.version;
 }

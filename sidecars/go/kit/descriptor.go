@@ -43,14 +43,15 @@ func durationOrNil(d time.Duration) *durationpb.Duration {
 func descriptorOf(d declaration) *pb.PluginDescriptor {
 	taskTypes := make([]*pb.SupportedTaskType, len(d.taskTypes))
 	for i, t := range d.taskTypes {
-		taskTypes[i] = &pb.SupportedTaskType{Type: t.Type, Version: t.Version}
+		taskTypes[i] = &pb.SupportedTaskType{Type: t.Type, Version: t.Version, MinVersion: t.MinVersion}
 	}
 	p := d.properties
 	return &pb.PluginDescriptor{
-		Name:      d.name,
-		Version:   d.version,
-		TaskTypes: taskTypes,
-		Kind:      d.kind,
+		Name:                     d.name,
+		Version:                  d.version,
+		TaskTypes:                taskTypes,
+		Kind:                     d.kind,
+		DefaultForUnclaimedTypes: d.defaultForUnclaimedTypes,
 		Properties: &pb.PluginProperties{
 			ResyncInterval:    durationOrNil(p.ResyncInterval),
 			CreateTimeout:     durationOrNil(p.CreateTimeout),

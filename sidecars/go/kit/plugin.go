@@ -15,6 +15,16 @@ import (
 type TaskType struct {
 	Type    string
 	Version int32
+	// MinVersion, when set, is the oldest type version also accepted: the host sends tasks of a version from
+	// here up to Version to this plugin when no live plugin serves their exact version (the newest such plugin
+	// wins). nil: Version only. [AcceptingFrom] sets it.
+	MinVersion *int32
+}
+
+// AcceptingFrom returns the task type also accepting type versions from min up to its Version.
+func (t TaskType) AcceptingFrom(min int32) TaskType {
+	t.MinVersion = &min
+	return t
 }
 
 // Properties tell the host how to drive the plugin. Zero values take the host's defaults (resync 5 s,
@@ -46,6 +56,8 @@ type Async[S proto.Message, M any] struct {
 	// TaskTypes are the (type, type_version) pairs served.
 	TaskTypes  []TaskType
 	Properties Properties
+	// DefaultForUnclaimedTypes also serves every task type no live plugin claims (Flyte's default plugin).
+	DefaultForUnclaimedTypes bool
 	// Create starts the remote work. The kit runs it at most once per execution attempt, even when the
 	// host retries it, across restarts and across instances.
 	Create func(ctx context.Context, task *Task[S]) (M, error)
@@ -57,10 +69,11 @@ type Async[S proto.Message, M any] struct {
 
 // Sync is a plugin after Flyte's webapi.SyncPlugin: one call runs the whole task.
 type Sync[S proto.Message] struct {
-	Name       string
-	Version    string
-	TaskTypes  []TaskType
-	Properties Properties
+	Name                     string
+	Version                  string
+	TaskTypes                []TaskType
+	Properties               Properties
+	DefaultForUnclaimedTypes bool
 	// Do runs the task to its end and must return a terminal phase: Success, RetryableFailure or
 	// PermanentFailure.
 	Do func(ctx context.Context, task *Task[S]) (Result, error)
@@ -74,10 +87,11 @@ type Sync[S proto.Message] struct {
 // with the calls: the host keeps what Handle returned and passes it to the next Handle, to Abort and to
 // Finalize, so the plugin itself may keep nothing between calls.
 type Core[S proto.Message] struct {
-	Name       string
-	Version    string
-	TaskTypes  []TaskType
-	Properties Properties
+	Name                     string
+	Version                  string
+	TaskTypes                []TaskType
+	Properties               Properties
+	DefaultForUnclaimedTypes bool
 	// Handle advances the attempt. state is what the previous Handle returned, nil on the attempt's first
 	// Handle. It returns the phase (and with Success the outputs) and the new state, nil to keep state as it
 	// is. After a host crash the same Handle, with the same state, may come again: it must be safe to repeat.
@@ -99,12 +113,13 @@ type Plugin interface {
 
 // declaration is what every plugin declares, whatever its kind and type parameters.
 type declaration struct {
-	name       string
-	version    string
-	taskTypes  []TaskType
-	properties Properties
-	kind       pb.PluginKind
-	spec       protoreflect.MessageDescriptor
+	name                     string
+	version                  string
+	taskTypes                []TaskType
+	properties               Properties
+	defaultForUnclaimedTypes bool
+	kind                     pb.PluginKind
+	spec                     protoreflect.MessageDescriptor
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -127,6 +142,9 @@ func (d declaration) check() error {
 		if t.Version < 0 {
 			return fmt.Errorf("plugin %s: task type %s has a negative version", d.name, t.Type)
 		}
+		if t.MinVersion != nil && (*t.MinVersion < 0 || *t.MinVersion > t.Version) {
+			return fmt.Errorf("plugin %s: task type %s has MinVersion %d, not 0…%d", d.name, t.Type, *t.MinVersion, t.Version)
+		}
 	}
 	p := d.properties
 	for _, v := range []time.Duration{p.ResyncInterval, p.CreateTimeout, p.GetTimeout, p.DeleteTimeout, p.DoTimeout,
@@ -146,13 +164,13 @@ func specDescriptor[S proto.Message]() protoreflect.MessageDescriptor {
 }
 
 func (p *Async[S, M]) declaration() declaration {
-	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, pb.PluginKind_PLUGIN_KIND_ASYNC, specDescriptor[S]()}
+	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, p.DefaultForUnclaimedTypes, pb.PluginKind_PLUGIN_KIND_ASYNC, specDescriptor[S]()}
 }
 
 func (p *Sync[S]) declaration() declaration {
-	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, pb.PluginKind_PLUGIN_KIND_SYNC, specDescriptor[S]()}
+	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, p.DefaultForUnclaimedTypes, pb.PluginKind_PLUGIN_KIND_SYNC, specDescriptor[S]()}
 }
 
 func (p *Core[S]) declaration() declaration {
-	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, pb.PluginKind_PLUGIN_KIND_CORE, specDescriptor[S]()}
+	return declaration{p.Name, p.Version, p.TaskTypes, p.Properties, p.DefaultForUnclaimedTypes, pb.PluginKind_PLUGIN_KIND_CORE, specDescriptor[S]()}
 }

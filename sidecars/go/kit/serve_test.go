@@ -449,3 +449,26 @@ func TestTCPEndpoint(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestDescribeVersionRangesAndDefault(t *testing.T) {
+	plugin := newTestPlugin().plugin()
+	plugin.TaskTypes = []kit.TaskType{kit.TaskType{Type: "kit-test", Version: 3}.AcceptingFrom(1), {Type: "other", Version: 0}}
+	plugin.DefaultForUnclaimedTypes = true
+	s := startSidecar(t, plugin, kit.WithoutNATS())
+	response, err := s.meta.Describe(callCtx(t), &pb.DescribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := response.GetPlugin()
+	types := d.GetTaskTypes()
+	if !d.GetDefaultForUnclaimedTypes() || len(types) != 2 || types[0].MinVersion == nil || types[0].GetMinVersion() != 1 || types[1].MinVersion != nil {
+		t.Fatalf("descriptor %v", d)
+	}
+
+	bad := newTestPlugin().plugin()
+	bad.TaskTypes = []kit.TaskType{kit.TaskType{Type: "kit-test", Version: 1}.AcceptingFrom(2)}
+	if _, err := kit.Start(context.Background(), bad, kit.WithoutNATS(), kit.WithSignals(false)); err == nil ||
+		!strings.Contains(err.Error(), "has MinVersion 2, not 0…1") {
+		t.Fatalf("a range past its version: %v", err)
+	}
+}

@@ -92,6 +92,28 @@ def test_declarations_are_checked() -> None:
         AsyncPlugin("ok", "1", [TaskType("t")], SqlQuery)  # methods missing
 
 
+def test_version_ranges_and_the_default_flag_are_described() -> None:
+    async def do(_ctx: object) -> object:
+        return phase_success()
+
+    plugin = SyncPlugin(
+        "ranged",
+        "2.0.0",
+        [TaskType("ranged", 3, min_version=1), TaskType("other", 0)],
+        SqlQuery,
+        default_for_unclaimed_types=True,
+        do=do,
+    )
+    descriptor = plugin_descriptor(plugin)
+    assert descriptor.default_for_unclaimed_types
+    assert [(t.type, t.version, t.HasField("min_version") and t.min_version) for t in descriptor.task_types] == [
+        ("ranged", 3, 1),
+        ("other", 0, False),
+    ]
+    with pytest.raises(ValueError, match="has min_version 4, not 0…3"):
+        SyncPlugin("ranged", "2.0.0", [TaskType("ranged", 3, min_version=4)], SqlQuery, do=do)
+
+
 def test_phase_constructors_and_templates() -> None:
     failure = phase_permanent_failure("Bad", "it broke")
     assert failure.phase_info.phase == task_pb2.PHASE_PERMANENT_FAILURE

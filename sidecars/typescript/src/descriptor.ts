@@ -59,8 +59,9 @@ export function pluginDescriptor(plugin: Plugin): PluginDescriptor {
   return create(PluginDescriptorSchema, {
     name: plugin.name,
     version: plugin.version,
-    taskTypes: plugin.taskTypes.map(({ type, version }) => ({ type, version })),
+    taskTypes: plugin.taskTypes.map(({ type, version, minVersion }) => ({ type, version, minVersion })),
     kind: kinds[plugin.kind],
+    defaultForUnclaimedTypes: plugin.defaultForUnclaimedTypes ?? false,
     properties: propertiesInit(plugin.properties),
     specification: {
       fileDescriptorSet: fileDescriptorSetFor(plugin.specification),

@@ -16,6 +16,11 @@ export type Awaitable<T> = T | Promise<T>;
 export interface TaskTypeRef {
   type: string;
   version: number;
+  /**
+   * The oldest type version also accepted: the host sends tasks of a version from here up to `version` to this
+   * plugin when no live plugin serves their exact version (the newest such plugin wins).
+   */
+  minVersion?: number;
 }
 
 /**
@@ -70,6 +75,8 @@ export interface PluginDeclaration<Desc extends DescMessage> {
   /** The message `template.custom` must parse as, such as `FileSensorSchema`. */
   specification: Desc;
   properties?: PluginProperties;
+  /** Also serve every task type no live plugin claims (Flyte's default plugin). */
+  defaultForUnclaimedTypes?: boolean;
 }
 
 /**
@@ -166,6 +173,10 @@ function checkDeclaration(declaration: PluginDeclaration<DescMessage>): void {
     if (!taskType.type) throw new Error(`plugin ${declaration.name}: a task type must not be empty`);
     if (!Number.isInteger(taskType.version) || taskType.version < 0 || taskType.version > 2 ** 31 - 1) {
       throw new Error(`plugin ${declaration.name}: task type ${taskType.type} has an invalid version`);
+    }
+    const min = taskType.minVersion;
+    if (min !== undefined && (!Number.isInteger(min) || min < 0 || min > taskType.version)) {
+      throw new Error(`plugin ${declaration.name}: task type ${taskType.type} has minVersion ${min}, not 0…${taskType.version}`);
     }
   }
   if (declaration.specification?.kind !== "message") {

@@ -90,6 +90,22 @@ describe("descriptors", () => {
     expect(descriptor.specification?.messageName).toBe("pluginbridge.plugins.http.v1.HttpRequest");
   });
 
+  it("describes version ranges and the default flag, and refuses a range past its version", () => {
+    const declare = (minVersion: number) =>
+      defineSyncPlugin({
+        name: "ranged",
+        version: "2.0.0",
+        taskTypes: [{ type: "ranged", version: 3, minVersion }, { type: "other", version: 0 }],
+        defaultForUnclaimedTypes: true,
+        specification: HttpRequestSchema,
+        do: () => phaseSuccess(),
+      });
+    const descriptor = pluginDescriptor(declare(1));
+    expect(descriptor.defaultForUnclaimedTypes).toBe(true);
+    expect(descriptor.taskTypes.map((t) => [t.type, t.version, t.minVersion])).toEqual([["ranged", 3, 1], ["other", 0, undefined]]);
+    expect(() => declare(4)).toThrow("plugin ranged: task type ranged has minVersion 4, not 0…3");
+  });
+
   it("describes a core plugin with its Handle, Abort and Finalize deadlines", () => {
     const plugin = defineCorePlugin({
       name: "demo-core",

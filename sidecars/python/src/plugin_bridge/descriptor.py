@@ -63,8 +63,11 @@ def plugin_descriptor(plugin: Plugin) -> plugin_pb2.PluginDescriptor:
     return plugin_pb2.PluginDescriptor(
         name=plugin.name,
         version=plugin.version,
-        task_types=[plugin_pb2.SupportedTaskType(type=t.type, version=t.version) for t in plugin.task_types],
+        task_types=[
+            plugin_pb2.SupportedTaskType(type=t.type, version=t.version, min_version=t.min_version) for t in plugin.task_types
+        ],
         kind=_KINDS[plugin.kind],
+        default_for_unclaimed_types=plugin.default_for_unclaimed_types,
         properties=properties,
         specification=plugin_pb2.PluginSpecification(
             file_descriptor_set=file_descriptor_set_for(plugin.specification),

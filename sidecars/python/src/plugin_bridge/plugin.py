@@ -37,6 +37,9 @@ class TaskType:
 
     type: str
     version: int = 1
+    #: The oldest type version also accepted: the host sends tasks of a version from here up to ``version`` to this
+    #: plugin when no live plugin serves their exact version (the newest such plugin wins). None: ``version`` only.
+    min_version: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class _Declaration:
     task_types: Sequence[TaskType]
     specification: type[Message]
     properties: Properties = field(default_factory=Properties)
+    #: Also serve every task type no live plugin claims (Flyte's default plugin).
+    default_for_unclaimed_types: bool = False
 
     def _check(self) -> None:
         # Checked at declaration time so a bad plugin fails when it starts, not at its first call.
@@ -143,6 +148,11 @@ class _Declaration:
                 raise ValueError(f"plugin {self.name}: a task type must not be empty")
             if not isinstance(task_type.version, int) or not 0 <= task_type.version <= 2**31 - 1:
                 raise ValueError(f"plugin {self.name}: task type {task_type.type} has an invalid version")
+            low = task_type.min_version
+            if low is not None and (isinstance(low, bool) or not isinstance(low, int) or not 0 <= low <= task_type.version):
+                raise ValueError(
+                    f"plugin {self.name}: task type {task_type.type} has min_version {low!r}, not 0…{task_type.version}"
+                )
         if not (isinstance(self.specification, type) and issubclass(self.specification, Message)):
             raise ValueError(f"plugin {self.name}: specification must be a generated protobuf message class")
         props = self.properties or Properties()

@@ -180,8 +180,10 @@ type PluginDescriptor struct {
 	Properties *PluginProperties `protobuf:"bytes,5,opt,name=properties,proto3" json:"properties,omitempty"`
 	// The message `custom` must parse as.
 	Specification *PluginSpecification `protobuf:"bytes,6,opt,name=specification,proto3" json:"specification,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Serve every task type no live plugin claims, besides its own task_types: Flyte's default plugin.
+	DefaultForUnclaimedTypes bool `protobuf:"varint,7,opt,name=default_for_unclaimed_types,json=defaultForUnclaimedTypes,proto3" json:"default_for_unclaimed_types,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *PluginDescriptor) Reset() {
@@ -256,13 +258,23 @@ func (x *PluginDescriptor) GetSpecification() *PluginSpecification {
 	return nil
 }
 
+func (x *PluginDescriptor) GetDefaultForUnclaimedTypes() bool {
+	if x != nil {
+		return x.DefaultForUnclaimedTypes
+	}
+	return false
+}
+
 // SupportedTaskType is one task type and type version a plugin serves.
 type SupportedTaskType struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The task type, as in TaskTemplate.type.
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	// The type version, as in TaskTemplate.type_version.
-	Version       int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Version int32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// The oldest type version the plugin also accepts for this type. A task whose exact type version no live plugin
+	// serves goes to the newest plugin whose range [min_version, version] holds it. Unset: `version` only.
+	MinVersion    *int32 `protobuf:"varint,3,opt,name=min_version,json=minVersion,proto3,oneof" json:"min_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -307,6 +319,13 @@ func (x *SupportedTaskType) GetType() string {
 func (x *SupportedTaskType) GetVersion() int32 {
 	if x != nil {
 		return x.Version
+	}
+	return 0
+}
+
+func (x *SupportedTaskType) GetMinVersion() int32 {
+	if x != nil && x.MinVersion != nil {
+		return *x.MinVersion
 	}
 	return 0
 }
@@ -1347,7 +1366,7 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\x1cpluginbridge/v1/plugin.proto\x12\x0fpluginbridge.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apluginbridge/v1/task.proto\"\x11\n" +
 	"\x0fDescribeRequest\"M\n" +
 	"\x10DescribeResponse\x129\n" +
-	"\x06plugin\x18\x01 \x01(\v2!.pluginbridge.v1.PluginDescriptorR\x06plugin\"\xc3\x02\n" +
+	"\x06plugin\x18\x01 \x01(\v2!.pluginbridge.v1.PluginDescriptorR\x06plugin\"\x82\x03\n" +
 	"\x10PluginDescriptor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12A\n" +
@@ -1357,10 +1376,14 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"properties\x18\x05 \x01(\v2!.pluginbridge.v1.PluginPropertiesR\n" +
 	"properties\x12J\n" +
-	"\rspecification\x18\x06 \x01(\v2$.pluginbridge.v1.PluginSpecificationR\rspecification\"A\n" +
+	"\rspecification\x18\x06 \x01(\v2$.pluginbridge.v1.PluginSpecificationR\rspecification\x12=\n" +
+	"\x1bdefault_for_unclaimed_types\x18\a \x01(\bR\x18defaultForUnclaimedTypes\"w\n" +
 	"\x11SupportedTaskType\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x05R\aversion\"\xc8\x04\n" +
+	"\aversion\x18\x02 \x01(\x05R\aversion\x12$\n" +
+	"\vmin_version\x18\x03 \x01(\x05H\x00R\n" +
+	"minVersion\x88\x01\x01B\x0e\n" +
+	"\f_min_version\"\xc8\x04\n" +
 	"\x10PluginProperties\x12B\n" +
 	"\x0fresync_interval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0eresyncInterval\x12@\n" +
 	"\x0ecreate_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rcreateTimeout\x12:\n" +
@@ -1559,6 +1582,7 @@ func file_pluginbridge_v1_plugin_proto_init() {
 		return
 	}
 	file_pluginbridge_v1_task_proto_init()
+	file_pluginbridge_v1_plugin_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -36,28 +36,32 @@ class DescribeResponse(_message.Message):
     def __init__(self, plugin: _Optional[_Union[PluginDescriptor, _Mapping]] = ...) -> None: ...
 
 class PluginDescriptor(_message.Message):
-    __slots__ = ("name", "version", "task_types", "kind", "properties", "specification")
+    __slots__ = ("name", "version", "task_types", "kind", "properties", "specification", "default_for_unclaimed_types")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PROPERTIES_FIELD_NUMBER: _ClassVar[int]
     SPECIFICATION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FOR_UNCLAIMED_TYPES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     task_types: _containers.RepeatedCompositeFieldContainer[SupportedTaskType]
     kind: PluginKind
     properties: PluginProperties
     specification: PluginSpecification
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[SupportedTaskType, _Mapping]]] = ..., kind: _Optional[_Union[PluginKind, str]] = ..., properties: _Optional[_Union[PluginProperties, _Mapping]] = ..., specification: _Optional[_Union[PluginSpecification, _Mapping]] = ...) -> None: ...
+    default_for_unclaimed_types: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., task_types: _Optional[_Iterable[_Union[SupportedTaskType, _Mapping]]] = ..., kind: _Optional[_Union[PluginKind, str]] = ..., properties: _Optional[_Union[PluginProperties, _Mapping]] = ..., specification: _Optional[_Union[PluginSpecification, _Mapping]] = ..., default_for_unclaimed_types: _Optional[bool] = ...) -> None: ...
 
 class SupportedTaskType(_message.Message):
-    __slots__ = ("type", "version")
+    __slots__ = ("type", "version", "min_version")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    MIN_VERSION_FIELD_NUMBER: _ClassVar[int]
     type: str
     version: int
-    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    min_version: int
+    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., min_version: _Optional[int] = ...) -> None: ...
 
 class PluginProperties(_message.Message):
     __slots__ = ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout", "max_system_failures", "handle_timeout", "abort_timeout", "finalize_timeout")

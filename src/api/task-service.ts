@@ -25,7 +25,8 @@ import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from 
 import { eventOf } from "../machinery/transitions.js";
 import type { Logger } from "../log.js";
 import type { RoutingTable } from "../registry/routing-table.js";
-import { Specifications } from "../registry/specifications.js";
+import type { Specifications } from "../registry/specifications.js";
+import { customProblem } from "@plugin-bridge/kit/sdk";
 import type { DirectSync } from "./direct-sync.js";
 import {
   checkExecutionId,
@@ -127,7 +128,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       throw new ConnectError(`the plugin for "${template.type}" declares an unusable specification: ${spec.message}`, Code.FailedPrecondition);
     }
     if (spec) {
-      const problem = Specifications.problem(spec, template.custom);
+      const problem = customProblem(spec, template.custom);
       if (problem) {
         throw new ConnectError(`${problem} (template.custom must parse as ${spec.typeName})`, Code.InvalidArgument);
       }

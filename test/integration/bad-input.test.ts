@@ -26,7 +26,8 @@ function startScripted(env: Record<string, string> = {}): RunningProcess {
 
 beforeAll(async () => {
   nats = await startTestNats();
-  host = await startHost(nats.url, { "read-max-bytes": String(READ_MAX_BYTES) });
+  // The reference plugin may have vault/* secrets; the host has no secret source, so none exists.
+  host = await startHost(nats.url, { "read-max-bytes": String(READ_MAX_BYTES), "secret-access": "conformance-typescript=vault/*" });
   sidecars = [startScripted(), startScripted({ CONFORMANCE_KIND: "sync" })];
   await waitForPlugin(host.url, "conformance-typescript");
   await waitForPlugin(host.url, "conformance-sync-typescript");
@@ -124,11 +125,16 @@ describe.each<Protocol>(["grpc", "connect-json"])("CreateTask over %s refuses", 
     await expectCode(client().listTasks({ pageSize: 5000 }), Code.InvalidArgument, "page_size");
   });
 
-  it("a secret nobody has with FAILED_PRECONDITION", async () => {
+  it("a secret nobody has with FAILED_PRECONDITION, one the plugin may not have with PERMISSION_DENIED", async () => {
     await expectCode(
       client().createTask({ template: reference({}, { secrets: [{ group: "vault", key: "token" }] }) }),
       Code.FailedPrecondition,
       "vault/token",
+    );
+    await expectCode(
+      client().createTask({ template: reference({}, { secrets: [{ group: "cloud", key: "key" }] }) }),
+      Code.PermissionDenied,
+      "secret cloud/key is not allowed for plugin conformance-typescript",
     );
   });
 

@@ -1,9 +1,11 @@
-// The SDK client: submit tasks to a plugin-bridge host, follow them, abort and list them. A thin layer over
-// the generated TaskService with Connect's Node transports, so the same client speaks Connect, gRPC or
-// gRPC-Web to the host's one port.
+// The SDK client: submit tasks to a plugin-bridge host, follow them, abort and list them, and check `custom`
+// against the plugin's specification before sending it. A thin layer over the generated TaskService and
+// PluginRegistryService with Connect's Node transports, so the same client speaks Connect, gRPC or gRPC-Web to
+// the host's one port.
 import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
 import {
   TaskService,
   type ListTasksResponse,
@@ -15,6 +17,9 @@ import {
   type Phase,
   type TaskTemplate,
 } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import { customProblem } from "./custom-problem.js";
+import { taskSchema, type TaskSchema } from "./schema.js";
+import { DEFAULT_SPECIFICATION_CACHE_MS, SpecificationCache, type TaskSpecification } from "./specifications.js";
 
 export type BridgeProtocol = "connect" | "grpc" | "grpc-web";
 
@@ -32,6 +37,8 @@ export interface BridgeClientOptions {
   interceptors?: Interceptor[];
   /** Use this transport instead of building one from the options above. */
   transport?: Transport;
+  /** How long a fetched specification is reused, in milliseconds; 0 asks the host every time. Default 10 000. */
+  specificationCacheMs?: number;
 }
 
 export interface SubmitOptions {
@@ -41,6 +48,11 @@ export interface SubmitOptions {
   metadata?: MessageInitShape<typeof TaskExecutionMetadataSchema>;
   /** Makes the submit safe to repeat: the same key returns the same execution. */
   idempotencyKey?: string;
+  /**
+   * Check `template.custom` against the plugin's specification first (`validate()`); a template that fails
+   * throws, and nothing is sent. Default false.
+   */
+  validate?: boolean;
   signal?: AbortSignal;
 }
 
@@ -76,8 +88,24 @@ export interface BridgeClient {
   list(options?: ListOptions): Promise<ListTasksResponse>;
   /** Every execution matching the filter, page after page. */
   listAll(options?: Omit<ListOptions, "pageToken">): AsyncIterable<TaskExecution>;
+  /**
+   * The specification a live, non-draining instance declares for (type, version), from the host's plugin
+   * registry; reused for `specificationCacheMs`. Throws NOT_FOUND for an unknown type or version (naming the
+   * versions served) and FAILED_PRECONDITION for a specification that does not resolve.
+   */
+  specification(type: string, version: number, options?: { signal?: AbortSignal }): Promise<TaskSpecification>;
+  /**
+   * Resolves when `template.custom` parses as its plugin's specification (proto3 JSON, unknown fields refused),
+   * or when the plugin declares none. Otherwise throws INVALID_ARGUMENT with the message CreateTask would give:
+   * `template.custom.<path>: <problem> (template.custom must parse as <message>)`; and what `specification` throws.
+   */
+  validate(template: TaskTemplate, options?: { signal?: AbortSignal }): Promise<void>;
+  /** `specification` with a readable description for people (`text`). */
+  schema(type: string, version: number, options?: { signal?: AbortSignal }): Promise<TaskSchema>;
   /** The generated client, for anything not wrapped here. */
   readonly raw: Client<typeof TaskService>;
+  /** The generated PluginRegistryService client. */
+  readonly registry: Client<typeof PluginRegistryService>;
 }
 
 function headerInterceptor(headers: Record<string, string>): Interceptor {
@@ -111,9 +139,16 @@ function required<T>(value: T | undefined, what: string): T {
   return value;
 }
 
-/** A client for a plugin-bridge host's TaskService. */
+/** A client for a plugin-bridge host's TaskService and PluginRegistryService. */
 export function createBridgeClient(options: BridgeClientOptions): BridgeClient {
-  const raw = createClient(TaskService, options.transport ?? createBridgeTransport(options));
+  const transport = options.transport ?? createBridgeTransport(options);
+  const raw = createClient(TaskService, transport);
+  const registry = createClient(PluginRegistryService, transport);
+  const specifications = new SpecificationCache(registry, options.specificationCacheMs ?? DEFAULT_SPECIFICATION_CACHE_MS);
+
+  const validateIfAsked = async (template: TaskTemplate, submit: SubmitOptions = {}) => {
+    if (submit.validate) await client.validate(template, { signal: submit.signal });
+  };
 
   const request = (template: TaskTemplate, submit: SubmitOptions = {}) => ({
     template,
@@ -124,7 +159,9 @@ export function createBridgeClient(options: BridgeClientOptions): BridgeClient {
 
   const client: BridgeClient = {
     raw,
+    registry,
     async submit(template, submit) {
+      await validateIfAsked(template, submit);
       const response = await raw.createTask(request(template, submit), { signal: submit?.signal });
       return required(response.execution, "an execution");
     },
@@ -135,6 +172,7 @@ export function createBridgeClient(options: BridgeClientOptions): BridgeClient {
       }
     },
     async run(template, run = {}) {
+      await validateIfAsked(template, run);
       let last: TaskEvent | undefined;
       for await (const response of raw.executeTask(request(template, run), { signal: run.signal })) {
         if (!response.event) continue;
@@ -169,6 +207,18 @@ export function createBridgeClient(options: BridgeClientOptions): BridgeClient {
         if (page.nextPageToken === pageToken) break;
         pageToken = page.nextPageToken;
       } while (pageToken);
+    },
+    async specification(type, version, call) {
+      return await specifications.get(type, version, call?.signal);
+    },
+    async validate(template, call) {
+      const { message } = await specifications.get(template.type, template.typeVersion, call?.signal);
+      if (!message) return;
+      const problem = customProblem(message, template.custom);
+      if (problem) throw new ConnectError(`${problem} (template.custom must parse as ${message.typeName})`, Code.InvalidArgument);
+    },
+    async schema(type, version, call) {
+      return taskSchema(await specifications.get(type, version, call?.signal));
     },
   };
   return client;

@@ -12,3 +12,6 @@ export {
   type WatchOptions,
 } from "./client.js";
 export { taskTemplate, type TaskTemplateExtras } from "./template.js";
+export { customProblem } from "./custom-problem.js";
+export { type TaskSpecification } from "./specifications.js";
+export { type TaskSchema } from "./schema.js";

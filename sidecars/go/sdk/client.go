@@ -38,7 +38,12 @@ type clientSettings struct {
 	httpClient connect.HTTPClient
 	headers    http.Header
 	extra      []connect.ClientOption
+	specTTL    time.Duration
 }
+
+// DefaultSpecificationTTL is how long a client trusts a fetched specification. Short, because plugins come
+// and go: an instance that stops announcing leaves the host's table within about 15 s.
+const DefaultSpecificationTTL = 10 * time.Second
 
 // WithProtocol picks the wire protocol.
 func WithProtocol(p Protocol) Option { return func(s *clientSettings) { s.protocol = p } }
@@ -56,10 +61,18 @@ func WithClientOptions(options ...connect.ClientOption) Option {
 	return func(s *clientSettings) { s.extra = append(s.extra, options...) }
 }
 
-// Client calls a plugin-bridge host's TaskService. Errors are *connect.Error and keep the host's code and
-// message, such as INVALID_ARGUMENT "template.custom.timeout: …" for a bad specification.
+// WithSpecificationTTL sets how long Validate, Schema and WithValidation reuse a specification fetched for
+// a (task type, version); 0 fetches it on every use. The default is DefaultSpecificationTTL.
+func WithSpecificationTTL(d time.Duration) Option {
+	return func(s *clientSettings) { s.specTTL = d }
+}
+
+// Client calls a plugin-bridge host's TaskService, and its PluginRegistryService to learn what custom a
+// task type expects. Errors are *connect.Error and keep the host's code and message, such as
+// INVALID_ARGUMENT "template.custom.timeout: …" for a bad specification.
 type Client struct {
-	raw pluginbridgev1connect.TaskServiceClient
+	raw   pluginbridgev1connect.TaskServiceClient
+	specs *specifications
 }
 
 // NewHTTPClient is the default HTTP client: HTTP/2 only, cleartext (h2c) for http:// and TLS for https://,
@@ -80,7 +93,7 @@ func NewHTTPClient() *http.Client {
 
 // New returns a client for the host at baseURL, such as "http://127.0.0.1:8080".
 func New(baseURL string, options ...Option) *Client {
-	s := clientSettings{headers: http.Header{}}
+	s := clientSettings{headers: http.Header{}, specTTL: DefaultSpecificationTTL}
 	for _, option := range options {
 		option(&s)
 	}
@@ -98,13 +111,17 @@ func New(baseURL string, options ...Option) *Client {
 		connectOptions = append(connectOptions, connect.WithInterceptors(headerInterceptor(s.headers)))
 	}
 	connectOptions = append(connectOptions, s.extra...)
-	return &Client{raw: pluginbridgev1connect.NewTaskServiceClient(s.httpClient, baseURL, connectOptions...)}
+	return &Client{
+		raw: pluginbridgev1connect.NewTaskServiceClient(s.httpClient, baseURL, connectOptions...),
+		specs: newSpecifications(
+			pluginbridgev1connect.NewPluginRegistryServiceClient(s.httpClient, baseURL, connectOptions...), s.specTTL),
+	}
 }
 
 // Raw is the generated client, for anything not wrapped here.
 func (c *Client) Raw() pluginbridgev1connect.TaskServiceClient { return c.raw }
 
-// SubmitOption adds inputs, metadata or an idempotency key to a submission.
+// SubmitOption adds inputs, metadata, an idempotency key or a check of custom to a submission.
 type SubmitOption func(*submission)
 
 type submission struct {
@@ -112,6 +129,7 @@ type submission struct {
 	metadata       *pb.TaskExecutionMetadata
 	idempotencyKey string
 	onEvent        func(*pb.TaskEvent)
+	validate       bool
 	err            error
 }
 
@@ -148,17 +166,30 @@ func WithIdempotencyKey(key string) SubmitOption {
 // OnEvent is called by Run for every event, the last one included.
 func OnEvent(f func(*pb.TaskEvent)) SubmitOption { return func(s *submission) { s.onEvent = f } }
 
-func collect(options []SubmitOption) (submission, error) {
+// WithValidation checks template.custom against the plugin's specification (Validate) before submitting:
+// a bad custom fails with INVALID_ARGUMENT naming the field, and no execution is created. Off by default,
+// since the host checks custom anyway and this costs a registry call whenever the cached specification
+// has expired.
+func WithValidation() SubmitOption { return func(s *submission) { s.validate = true } }
+
+// prepare applies the options and, when asked, validates the template before anything is sent.
+func (c *Client) prepare(ctx context.Context, template *pb.TaskTemplate, options []SubmitOption) (submission, error) {
 	var s submission
 	for _, option := range options {
 		option(&s)
 	}
-	return s, s.err
+	if s.err != nil {
+		return s, s.err
+	}
+	if s.validate {
+		return s, c.Validate(ctx, template)
+	}
+	return s, nil
 }
 
 // Submit stores a new execution and returns it; the host answers once it is durable.
 func (c *Client) Submit(ctx context.Context, template *pb.TaskTemplate, options ...SubmitOption) (*pb.TaskExecution, error) {
-	s, err := collect(options)
+	s, err := c.prepare(ctx, template, options)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +225,7 @@ func (c *Client) Watch(ctx context.Context, id string, fromSequence uint64) iter
 
 // Run submits the task and follows it to the end (ExecuteTask); it returns the terminal event.
 func (c *Client) Run(ctx context.Context, template *pb.TaskTemplate, options ...SubmitOption) (*pb.TaskEvent, error) {
-	s, err := collect(options)
+	s, err := c.prepare(ctx, template, options)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import type { Logger } from "../log.js";
 import { isUserError, PluginCallError, type PluginClients } from "../registry/plugin-client.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
+import { PluginRateLimits } from "./rate-limits.js";
 import { Redactor } from "./redaction.js";
 import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from "./secrets.js";
 import { durationMs, timestampMs } from "./time.js";
@@ -107,6 +108,9 @@ const isSecretError = (error: unknown): error is Error => error instanceof Secre
 const backoffMs = (failures: number): number => Math.min(1_000 * 2 ** Math.max(0, failures - 1), 30_000);
 
 export class Executor {
+  /** This host's rate limits on plugin calls. */
+  private readonly limits = new PluginRateLimits();
+
   constructor(
     private readonly store: ExecutionStore,
     private readonly events: EventLog,
@@ -187,6 +191,9 @@ export class Executor {
     timing: PluginTiming,
   ): Promise<Disposition> {
     if (!descriptor) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+    // Only an async Get reads; every other call of a step changes something in the plugin.
+    const waitMs = this.limits.take(descriptor, descriptor.kind === PluginKind.ASYNC && stored.record.resourceCreated ? "read" : "write");
+    if (waitMs > 0) return { kind: "again", delayMs: waitMs };
     try {
       switch (descriptor.kind) {
         case PluginKind.ASYNC:
@@ -377,7 +384,12 @@ export class Executor {
    * state the durable path continues from. Throws only what a step would leave to redelivery (NATS, bugs).
    */
   async doDirect(record: ExecutionRecord): Promise<Transition> {
-    const timing = timingOf(this.descriptorFor(record));
+    const descriptor = this.descriptorFor(record);
+    const timing = timingOf(descriptor);
+    // The caller waits for the plugin's write limit here, as a step would wait in the queue.
+    for (let waitMs = this.limits.take(descriptor, "write"); waitMs > 0; waitMs = this.limits.take(descriptor, "write")) {
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
     let transition: Transition;
     try {
       transition = await this.doTransition(record, timing);
@@ -398,6 +410,8 @@ export class Executor {
    */
   private async timeOut(stored: StoredRecord, timeoutMs: number, timing: PluginTiming): Promise<Disposition> {
     const { record } = stored;
+    const waitMs = this.limits.take(this.descriptorFor(record), "write");
+    if (waitMs > 0) return { kind: "again", delayMs: waitMs };
     const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
     let note: string;
     try {
@@ -420,6 +434,9 @@ export class Executor {
   private async finishAbort(stored: StoredRecord): Promise<Disposition> {
     const { record } = stored;
     const timing = timingOf(this.descriptorFor(record));
+    // Delete, Abort and Finalize are writes; over the limit the abort stays requested and a later step does it.
+    const waitMs = this.limits.take(this.descriptorFor(record), "write");
+    if (waitMs > 0) return { kind: "again", delayMs: waitMs };
     // The attempt's end was decided before the abort came (a core plugin's Handle ended it): that end stands.
     if (record.pendingEnd) return await this.finalize(stored, timing);
     const core = this.descriptorFor(record)?.kind === PluginKind.CORE;

@@ -62,10 +62,19 @@ func descriptorOf(d declaration) *pb.PluginDescriptor {
 			AbortTimeout:      durationOrNil(p.AbortTimeout),
 			FinalizeTimeout:   durationOrNil(p.FinalizeTimeout),
 			MaxSystemFailures: p.MaxSystemFailures,
+			ReadLimit:         rateLimitOrNil(p.ReadLimit),
+			WriteLimit:        rateLimitOrNil(p.WriteLimit),
 		},
 		Specification: &pb.PluginSpecification{
 			FileDescriptorSet: FileDescriptorSetFor(d.spec),
 			MessageName:       string(d.spec.FullName()),
 		},
 	}
+}
+
+func rateLimitOrNil(limit *RateLimit) *pb.RateLimit {
+	if limit == nil {
+		return nil
+	}
+	return &pb.RateLimit{Qps: limit.QPS, Burst: limit.Burst}
 }

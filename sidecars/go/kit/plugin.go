@@ -3,6 +3,7 @@ package kit
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 
@@ -40,6 +41,17 @@ type Properties struct {
 	AbortTimeout      time.Duration
 	FinalizeTimeout   time.Duration
 	MaxSystemFailures uint32
+	// ReadLimit bounds how often each host calls Get; nil: no limit.
+	ReadLimit *RateLimit
+	// WriteLimit bounds how often each host calls Create, Delete, Do, Handle, Abort and Finalize; nil: no limit.
+	WriteLimit *RateLimit
+}
+
+// RateLimit is a token bucket on one kind of call, held by each host: QPS calls a second on average, up to
+// Burst at once (0: max(1, ceil(QPS))).
+type RateLimit struct {
+	QPS   float64
+	Burst uint32
 }
 
 // Async is a plugin after Flyte's webapi.AsyncPlugin: Create starts remote work and returns what is needed
@@ -151,6 +163,11 @@ func (d declaration) check() error {
 		p.HandleTimeout, p.AbortTimeout, p.FinalizeTimeout} {
 		if v < 0 {
 			return fmt.Errorf("plugin %s: Properties durations must not be negative", d.name)
+		}
+	}
+	for _, limit := range []*RateLimit{p.ReadLimit, p.WriteLimit} {
+		if limit != nil && !(limit.QPS > 0 && !math.IsInf(limit.QPS, 1)) {
+			return fmt.Errorf("plugin %s: a RateLimit needs a finite QPS > 0", d.name)
 		}
 	}
 	return nil

@@ -472,3 +472,24 @@ func TestDescribeVersionRangesAndDefault(t *testing.T) {
 		t.Fatalf("a range past its version: %v", err)
 	}
 }
+
+func TestDescribeRateLimits(t *testing.T) {
+	plugin := newTestPlugin().plugin()
+	plugin.Properties.ReadLimit = &kit.RateLimit{QPS: 5}
+	plugin.Properties.WriteLimit = &kit.RateLimit{QPS: 0.5, Burst: 3}
+	s := startSidecar(t, plugin, kit.WithoutNATS())
+	response, err := s.meta.Describe(callCtx(t), &pb.DescribeRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := response.GetPlugin().GetProperties()
+	if p.GetReadLimit().GetQps() != 5 || p.GetReadLimit().GetBurst() != 0 || p.GetWriteLimit().GetQps() != 0.5 || p.GetWriteLimit().GetBurst() != 3 {
+		t.Fatalf("properties %v", p)
+	}
+	bad := newTestPlugin().plugin()
+	bad.Properties.WriteLimit = &kit.RateLimit{}
+	if _, err := kit.Start(context.Background(), bad, kit.WithoutNATS(), kit.WithSignals(false)); err == nil ||
+		!strings.Contains(err.Error(), "a RateLimit needs a finite QPS > 0") {
+		t.Fatalf("a zero rate: %v", err)
+	}
+}

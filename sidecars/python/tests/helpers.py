@@ -1,10 +1,11 @@
-"""Shared by the kit's tests: a real nats-server, real sidecar processes, grpcio clients built from the
-generated descriptors, NATS KV reads. Every wait is bounded; everything binds loopback or a unix socket."""
+"""Shared by the kit's tests: a real nats-server, a real host, real sidecar processes, grpcio clients built from
+the generated descriptors, NATS KV reads. Every wait is bounded; everything binds loopback or a unix socket."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -95,6 +96,52 @@ class NatsServer:
             self.process.terminate()
             try:
                 self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+NODE = shutil.which("node")
+
+
+class Host:
+    """A real plugin-bridge host (``node bin/plugin-bridge.js serve``) on a free loopback port; waits until
+    its health says SERVING."""
+
+    def __init__(self, nats_url: str, workdir: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "host.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGIN_BRIDGE_")}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [NODE or "node", str(PROJECT_ROOT / "bin" / "plugin-bridge.js"), "serve",
+                 "--nats-url", nats_url, "--listen-port", str(self.port), "--data-dir", str(workdir / "data"),
+                 "--no-instance-retry-ms", "200"],
+                cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.DEVNULL, stderr=log,
+            )
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+
+        def serving() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"host exited:\n{self.log_path.read_text()}")
+            return check(health_pb2.HealthCheckRequest(service=""), timeout=2).status == health_pb2.HealthCheckResponse.SERVING
+
+        try:
+            eventually(serving, 60, what="the host to serve")
+        finally:
+            channel.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)

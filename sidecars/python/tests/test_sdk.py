@@ -4,7 +4,6 @@ nats-server and real sidecars (sql, conformance)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -14,56 +13,13 @@ from typing import Iterator
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
-from grpc_health.v1 import health_pb2
 
 from pluginbridge.conformance.v1.conformance_pb2 import Script
 from pluginbridge.plugins.sql.v1.sql_pb2 import SqlQuery
 from pluginbridge.v1 import task_pb2
 
-from helpers import PROJECT_ROOT, PYTHON, NatsServer, Sidecar, eventually, free_port, short_tempdir, start_sidecar
+from helpers import NODE, PYTHON, Host, NatsServer, Sidecar, eventually, short_tempdir, start_sidecar
 from plugin_bridge.sdk import BridgeClient, BridgeError, task_template
-
-NODE = shutil.which("node")
-
-
-class Host:
-    def __init__(self, nats_url: str, workdir: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "host.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PLUGIN_BRIDGE_")}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [NODE or "node", str(PROJECT_ROOT / "bin" / "plugin-bridge.js"), "serve",
-                 "--nats-url", nats_url, "--listen-port", str(self.port), "--data-dir", str(workdir / "data"),
-                 "--no-instance-retry-ms", "200"],
-                cwd=str(PROJECT_ROOT), env=env, stdout=subprocess.DEVNULL, stderr=log,
-            )
-        channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        check = channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-            response_deserializer=health_pb2.HealthCheckResponse.FromString,
-        )
-
-        def serving() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"host exited:\n{self.log_path.read_text()}")
-            return check(health_pb2.HealthCheckRequest(service=""), timeout=2).status == health_pb2.HealthCheckResponse.SERVING
-
-        try:
-            eventually(serving, 60, what="the host to serve")
-        finally:
-            channel.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 @pytest.fixture(scope="module")

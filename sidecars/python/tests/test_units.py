@@ -53,6 +53,15 @@ def test_decode_specification_names_the_field() -> None:
         assert raised.value.message.startswith(prefix + ":"), raised.value.message
 
 
+def test_decode_specification_names_a_field_inside_a_list_of_messages() -> None:
+    from pluginbridge.v1.task_pb2 import TaskTemplate
+
+    with pytest.raises(PluginError) as raised:
+        decode_specification(TaskTemplate, {"type": "t", "secrets": [{"group": "g", "key": "k"}, {"group": {"x": 1}}]})
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.message.startswith("template.custom.secrets[1].group:"), raised.value.message
+
+
 def test_file_descriptor_set_lists_dependencies_first() -> None:
     names = [f.name for f in file_descriptor_set_for(HttpRequest).file]
     assert names == ["google/protobuf/duration.proto", "pluginbridge/plugins/http/v1/http.proto"]
@@ -112,6 +121,21 @@ def test_version_ranges_and_the_default_flag_are_described() -> None:
     ]
     with pytest.raises(ValueError, match="has min_version 4, not 0…3"):
         SyncPlugin("ranged", "2.0.0", [TaskType("ranged", 3, min_version=4)], SqlQuery, do=do)
+
+
+def test_rate_limits_are_described_and_checked() -> None:
+    from plugin_bridge import RateLimit
+
+    async def do(_ctx: object) -> object:
+        return phase_success()
+
+    props = Properties(read_limit=RateLimit(5), write_limit=RateLimit(0.5, burst=3))
+    descriptor = plugin_descriptor(SyncPlugin("limited", "1", [TaskType("t")], SqlQuery, props, do=do))
+    assert (descriptor.properties.read_limit.qps, descriptor.properties.read_limit.burst) == (5.0, 0)
+    assert (descriptor.properties.write_limit.qps, descriptor.properties.write_limit.burst) == (0.5, 3)
+    assert not plugin_descriptor(SyncPlugin("free", "1", [TaskType("t")], SqlQuery, do=do)).properties.HasField("read_limit")
+    with pytest.raises(ValueError, match="write_limit must be a RateLimit"):
+        SyncPlugin("bad", "1", [TaskType("t")], SqlQuery, Properties(write_limit=RateLimit(0)), do=do)
 
 
 def test_phase_constructors_and_templates() -> None:

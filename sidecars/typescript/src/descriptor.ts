@@ -51,6 +51,8 @@ function propertiesInit(properties: PluginProperties = {}) {
     abortTimeout: duration(properties.abortTimeout),
     finalizeTimeout: duration(properties.finalizeTimeout),
     maxSystemFailures: properties.maxSystemFailures ?? 0,
+    readLimit: properties.readLimit && { qps: properties.readLimit.qps, burst: properties.readLimit.burst ?? 0 },
+    writeLimit: properties.writeLimit && { qps: properties.writeLimit.qps, burst: properties.writeLimit.burst ?? 0 },
   };
 }
 

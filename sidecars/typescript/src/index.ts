@@ -15,6 +15,7 @@ export {
   type PluginDeclaration,
   type PluginProperties,
   type PluginState,
+  type RateLimit,
   type ResourceMetaEncoding,
   type SyncPlugin,
   type SyncPluginDefinition,

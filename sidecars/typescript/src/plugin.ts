@@ -23,6 +23,12 @@ export interface TaskTypeRef {
   minVersion?: number;
 }
 
+/** A token bucket on one kind of call: `qps` a second on average, up to `burst` (default max(1, ceil(qps))) at once. */
+export interface RateLimit {
+  qps: number;
+  burst?: number;
+}
+
 /**
  * How the host should drive the plugin; durations in milliseconds. Unset values take the host's defaults
  * (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, handle 10 s, abort 30 s, finalize 30 s,
@@ -38,6 +44,10 @@ export interface PluginProperties {
   abortTimeout?: number;
   finalizeTimeout?: number;
   maxSystemFailures?: number;
+  /** How often each host may call Get. Unset: no limit. */
+  readLimit?: RateLimit;
+  /** How often each host may call Create, Delete, Do, Handle, Abort and Finalize. Unset: no limit. */
+  writeLimit?: RateLimit;
 }
 
 /** Everything one plugin call gets. */
@@ -182,9 +192,17 @@ function checkDeclaration(declaration: PluginDeclaration<DescMessage>): void {
   if (declaration.specification?.kind !== "message") {
     throw new Error(`plugin ${declaration.name}: specification must be a generated message schema`);
   }
-  for (const [key, value] of Object.entries(declaration.properties ?? {})) {
+  const { readLimit, writeLimit, ...numbers } = declaration.properties ?? {};
+  for (const [key, value] of Object.entries(numbers)) {
     if (value !== undefined && (typeof value !== "number" || !Number.isFinite(value) || value < 0)) {
       throw new Error(`plugin ${declaration.name}: properties.${key} must be a non-negative number`);
+    }
+  }
+  for (const [key, limit] of Object.entries({ readLimit, writeLimit })) {
+    if (limit === undefined) continue;
+    const { qps, burst = 0 } = limit;
+    if (!Number.isFinite(qps) || qps <= 0 || !Number.isInteger(burst) || burst < 0 || burst > 2 ** 32 - 1) {
+      throw new Error(`plugin ${declaration.name}: properties.${key} needs qps > 0 and a whole burst ≥ 0`);
     }
   }
 }

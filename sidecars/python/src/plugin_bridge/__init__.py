@@ -23,7 +23,7 @@ from .phases import (
     phase_success,
     phase_waiting_for_resources,
 )
-from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, Properties, SyncPlugin, TaskType
+from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, Properties, RateLimit, SyncPlugin, TaskType
 from .serve import ServeOptions, Sidecar, serve, start
 from .state import HandleResult, PluginState
 
@@ -34,6 +34,7 @@ __all__ = [
     "Plugin",
     "PluginContext",
     "Properties",
+    "RateLimit",
     "TaskType",
     "PhaseResult",
     "HandleResult",

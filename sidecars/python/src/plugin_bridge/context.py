@@ -53,7 +53,7 @@ def _locate(cls: Type[Message], desc: Descriptor, json: Dict[str, Any], path: st
             # Well-known types (Struct, Duration ...) have their own JSON forms: report them as a whole.
             if sub is not None and not _is_map(field) and not sub.full_name.startswith("google.protobuf."):
                 sub_cls = _message_class(sub)
-                if field.label == FieldDescriptor.LABEL_REPEATED and isinstance(value, list):
+                if field.is_repeated and isinstance(value, list):
                     for index, item in enumerate(value):
                         if isinstance(item, dict):
                             inner = _locate(sub_cls, sub, item, f"{field_path}[{index}]")

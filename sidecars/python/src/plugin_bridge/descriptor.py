@@ -56,6 +56,10 @@ def plugin_descriptor(plugin: Plugin) -> plugin_pb2.PluginDescriptor:
     """The descriptor of a declared plugin."""
     props = plugin.properties
     properties = plugin_pb2.PluginProperties(max_system_failures=props.max_system_failures or 0)
+    for name in ("read_limit", "write_limit"):
+        limit = getattr(props, name)
+        if limit is not None:
+            getattr(properties, name).CopyFrom(plugin_pb2.RateLimit(qps=float(limit.qps), burst=limit.burst))
     for name in DURATION_PROPERTIES:
         duration = _duration(getattr(props, name))
         if duration is not None:

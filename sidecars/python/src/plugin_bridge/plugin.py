@@ -43,6 +43,15 @@ class TaskType:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token bucket on one kind of call, held by each host: ``qps`` calls a second on average, up to ``burst``
+    at once (0: max(1, ceil(qps)))."""
+
+    qps: float
+    burst: int = 0
+
+
+@dataclass(frozen=True)
 class Properties:
     """How the host should drive the plugin; durations in seconds (or timedelta). Unset values take the host's
     defaults (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, handle 10 s, abort 30 s, finalize 30 s,
@@ -57,6 +66,10 @@ class Properties:
     handle_timeout: Optional[Seconds] = None
     abort_timeout: Optional[Seconds] = None
     finalize_timeout: Optional[Seconds] = None
+    #: How often each host may call Get. None: no limit.
+    read_limit: Optional[RateLimit] = None
+    #: How often each host may call Create, Delete, Do, Handle, Abort and Finalize. None: no limit.
+    write_limit: Optional[RateLimit] = None
 
 
 #: The duration fields of :class:`Properties`, named as in the PluginProperties message.
@@ -163,6 +176,21 @@ class _Declaration:
             not isinstance(props.max_system_failures, int) or props.max_system_failures < 0
         ):
             raise ValueError(f"plugin {self.name}: properties.max_system_failures must be a non-negative int")
+        for what in ("read_limit", "write_limit"):
+            limit = getattr(props, what)
+            if limit is None:
+                continue
+            if (
+                not isinstance(limit, RateLimit)
+                or isinstance(limit.qps, bool)
+                or not isinstance(limit.qps, (int, float))
+                or not limit.qps > 0
+                or limit.qps == float("inf")
+                or isinstance(limit.burst, bool)
+                or not isinstance(limit.burst, int)
+                or not 0 <= limit.burst <= 2**32 - 1
+            ):
+                raise ValueError(f"plugin {self.name}: properties.{what} must be a RateLimit with qps > 0 and a whole burst >= 0")
 
 
 @dataclass
@@ -253,6 +281,7 @@ __all__ = [
     "Plugin",
     "PluginContext",
     "Properties",
+    "RateLimit",
     "TaskType",
     "PhaseResult",
 

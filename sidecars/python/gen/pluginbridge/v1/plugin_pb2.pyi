@@ -64,7 +64,7 @@ class SupportedTaskType(_message.Message):
     def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., min_version: _Optional[int] = ...) -> None: ...
 
 class PluginProperties(_message.Message):
-    __slots__ = ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout", "max_system_failures", "handle_timeout", "abort_timeout", "finalize_timeout")
+    __slots__ = ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout", "max_system_failures", "handle_timeout", "abort_timeout", "finalize_timeout", "read_limit", "write_limit")
     RESYNC_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     GET_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,8 @@ class PluginProperties(_message.Message):
     HANDLE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     ABORT_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     FINALIZE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    READ_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    WRITE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     resync_interval: _duration_pb2.Duration
     create_timeout: _duration_pb2.Duration
     get_timeout: _duration_pb2.Duration
@@ -83,7 +85,17 @@ class PluginProperties(_message.Message):
     handle_timeout: _duration_pb2.Duration
     abort_timeout: _duration_pb2.Duration
     finalize_timeout: _duration_pb2.Duration
-    def __init__(self, resync_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., get_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delete_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., do_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_system_failures: _Optional[int] = ..., handle_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., abort_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., finalize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    read_limit: RateLimit
+    write_limit: RateLimit
+    def __init__(self, resync_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., get_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delete_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., do_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_system_failures: _Optional[int] = ..., handle_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., abort_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., finalize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., read_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., write_limit: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("qps", "burst")
+    QPS_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    qps: float
+    burst: int
+    def __init__(self, qps: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
 
 class PluginSpecification(_message.Message):
     __slots__ = ("file_descriptor_set", "message_name")

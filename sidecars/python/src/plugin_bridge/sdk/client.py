@@ -1,34 +1,30 @@
-"""The SDK client: submit tasks to a plugin-bridge host, follow them, abort and list them.
+"""The SDK client: submit tasks to a plugin-bridge host, follow them, abort and list them, and check a
+template's ``custom`` against its plugin's specification before sending it.
 
-A thin layer over ``pluginbridge.v1.TaskService`` with grpcio: the host serves gRPC over h2c on its one public
-port, so ``http://127.0.0.1:8080`` becomes the insecure target ``127.0.0.1:8080``. Methods are built from the
-service descriptor (no generated stubs). Every failure surfaces as :class:`BridgeError` with the gRPC code and
-the host's message, such as INVALID_ARGUMENT ``template.custom.maxRows: ...`` for a bad specification.
+A thin layer over ``pluginbridge.v1.TaskService`` and ``PluginRegistryService`` with grpcio: the host serves gRPC
+over h2c on its one public port, so ``http://127.0.0.1:8080`` becomes the insecure target ``127.0.0.1:8080``.
+Methods are built from the service descriptors (no generated stubs). Every failure surfaces as
+:class:`BridgeError` with the gRPC code and the host's message, such as INVALID_ARGUMENT
+``template.custom.maxRows: ...`` for a bad specification.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 import grpc
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
-from pluginbridge.v1 import task_pb2, task_service_pb2
+from pluginbridge.v1 import registry_service_pb2, task_pb2, task_service_pb2
 
 from ..grpc_service import client_methods
+from .errors import BridgeError, from_rpc_error
+from .specification import Specification, SpecificationCache
 
 TASK_SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"]
+REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["PluginRegistryService"]
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-
-
-class BridgeError(Exception):
-    """A failed call to the host: ``code`` is the gRPC status code, ``message`` the host's explanation."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
 
 
 def grpc_target(base_url: str) -> str:
@@ -52,16 +48,19 @@ def _struct(value: Optional[Mapping[str, Any]]) -> Optional[struct_pb2.Struct]:
     return struct
 
 
-def _raise(error: grpc.RpcError) -> BridgeError:
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    details = error.details() if hasattr(error, "details") else str(error)
-    return BridgeError(code or grpc.StatusCode.UNKNOWN, details or "")
-
-
 class BridgeClient:
-    """A client for a plugin-bridge host's TaskService (synchronous; one channel per client)."""
+    """A client for a plugin-bridge host's TaskService and PluginRegistryService (synchronous; one channel per
+    client)."""
 
-    def __init__(self, base_url: str, *, metadata: Optional[Sequence[tuple[str, str]]] = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        metadata: Optional[Sequence[tuple[str, str]]] = None,
+        spec_cache_seconds: float = 10.0,
+    ) -> None:
+        """``spec_cache_seconds``: how long a task type's specification, once fetched, serves :meth:`validate`
+        and :meth:`schema` before the host is asked again (0: every time)."""
         self.target = grpc_target(base_url)
         self._channel = grpc.insecure_channel(
             self.target,
@@ -73,6 +72,10 @@ class BridgeClient:
         self._metadata = tuple(metadata or ())
         #: The raw methods by name (``raw["CreateTask"](request)``), for anything not wrapped here.
         self.raw = client_methods(self._channel, TASK_SERVICE)
+        self._registry = client_methods(self._channel, REGISTRY_SERVICE)
+        self._specifications = SpecificationCache(
+            lambda task_type, timeout: self.list_plugins(task_type, timeout=timeout), spec_cache_seconds
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -83,19 +86,19 @@ class BridgeClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _unary(self, method: str, request: Any, timeout: Optional[float]) -> Any:
+    def _unary(self, method: Callable[..., Any], request: Any, timeout: Optional[float]) -> Any:
         try:
-            return self.raw[method](request, timeout=timeout, metadata=self._metadata)
+            return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as error:
-            raise _raise(error) from None
+            raise from_rpc_error(error) from None
 
-    def _stream(self, method: str, request: Any, timeout: Optional[float]) -> Iterator[Any]:
-        call = self.raw[method](request, timeout=timeout, metadata=self._metadata)
+    def _stream(self, method: Callable[..., Any], request: Any, timeout: Optional[float]) -> Iterator[Any]:
+        call = method(request, timeout=timeout, metadata=self._metadata)
         try:
             for response in call:
                 yield response
         except grpc.RpcError as error:
-            raise _raise(error) from None
+            raise from_rpc_error(error) from None
         finally:
             call.cancel()
 
@@ -120,17 +123,23 @@ class BridgeClient:
         metadata: Optional[task_pb2.TaskExecutionMetadata] = None,
         idempotency_key: str = "",
         timeout: Optional[float] = 30.0,
+        validate: bool = False,
     ) -> task_service_pb2.TaskExecution:
-        """Stores a new execution and returns it; answers once the host made it durable."""
+        """Stores a new execution and returns it; answers once the host made it durable.
+
+        ``validate=True`` checks ``custom`` first (:meth:`validate`) and sends nothing when it does not fit.
+        """
+        if validate:
+            self.validate(template, timeout=timeout)
         request = task_service_pb2.CreateTaskRequest(
             template=template, **self._create_fields(inputs, metadata, idempotency_key)
         )
-        return self._unary("CreateTask", request, timeout).execution
+        return self._unary(self.raw["CreateTask"], request, timeout).execution
 
     def watch(self, id: str, *, from_sequence: int = 0, timeout: Optional[float] = None) -> Iterator[task_service_pb2.TaskEvent]:  # noqa: A002
         """The execution's events: recorded ones first, then new ones; ends after the terminal event."""
         request = task_service_pb2.WatchTaskRequest(id=id, from_sequence=from_sequence)
-        for response in self._stream("WatchTask", request, timeout):
+        for response in self._stream(self.raw["WatchTask"], request, timeout):
             if response.HasField("event"):
                 yield response.event
 
@@ -143,13 +152,19 @@ class BridgeClient:
         idempotency_key: str = "",
         on_event: Optional[Callable[[task_service_pb2.TaskEvent], None]] = None,
         timeout: Optional[float] = None,
+        validate: bool = False,
     ) -> task_service_pb2.TaskEvent:
-        """Submits and follows to the end (ExecuteTask); returns the terminal event."""
+        """Submits and follows to the end (ExecuteTask); returns the terminal event.
+
+        ``validate=True`` checks ``custom`` first (:meth:`validate`) and sends nothing when it does not fit.
+        """
+        if validate:
+            self.validate(template, timeout=timeout)
         request = task_service_pb2.ExecuteTaskRequest(
             template=template, **self._create_fields(inputs, metadata, idempotency_key)
         )
         last: Optional[task_service_pb2.TaskEvent] = None
-        for response in self._stream("ExecuteTask", request, timeout):
+        for response in self._stream(self.raw["ExecuteTask"], request, timeout):
             if not response.HasField("event"):
                 continue
             last = response.event
@@ -160,11 +175,11 @@ class BridgeClient:
         return last
 
     def get(self, id: str, *, timeout: Optional[float] = 30.0) -> task_service_pb2.TaskExecution:  # noqa: A002
-        return self._unary("GetTask", task_service_pb2.GetTaskRequest(id=id), timeout).execution
+        return self._unary(self.raw["GetTask"], task_service_pb2.GetTaskRequest(id=id), timeout).execution
 
     def abort(self, id: str, reason: str = "", *, timeout: Optional[float] = 60.0) -> task_service_pb2.TaskExecution:  # noqa: A002
         request = task_service_pb2.AbortTaskRequest(id=id, reason=reason)
-        return self._unary("AbortTask", request, timeout).execution
+        return self._unary(self.raw["AbortTask"], request, timeout).execution
 
     def list(
         self,
@@ -179,7 +194,7 @@ class BridgeClient:
         request = task_service_pb2.ListTasksRequest(
             namespace=namespace, phases=list(phases), page_size=page_size, page_token=page_token
         )
-        return self._unary("ListTasks", request, timeout)
+        return self._unary(self.raw["ListTasks"], request, timeout)
 
     def list_all(self, *, namespace: str = "", phases: Sequence[int] = (), page_size: int = 0) -> Iterator[task_service_pb2.TaskExecution]:
         """Every execution matching the filter, page after page."""
@@ -191,3 +206,36 @@ class BridgeClient:
             if not page.next_page_token or page.next_page_token == token:
                 return
             token = page.next_page_token
+
+    def list_plugins(
+        self, task_type: str = "", *, timeout: Optional[float] = 30.0
+    ) -> List[registry_service_pb2.Plugin]:
+        """The live plugins with their instances and descriptors; only those serving ``task_type`` when given."""
+        request = registry_service_pb2.ListPluginsRequest(task_type=task_type)
+        return list(self._unary(self._registry["ListPlugins"], request, timeout).plugins)
+
+    def schema(self, task_type: str, version: int = 1, *, timeout: Optional[float] = 30.0) -> Specification:
+        """The specification the host checks ``custom`` against for (``task_type``, ``version``).
+
+        ``str()`` of it describes the fields for people; ``.descriptor`` and ``.message_class`` serve programs.
+        NOT_FOUND for a type or version no live plugin serves (the message names the live versions);
+        FAILED_PRECONDITION when the plugin's descriptor set does not resolve.
+        """
+        return self._specifications.get(task_type, version, timeout)
+
+    def validate(self, template: task_pb2.TaskTemplate, *, timeout: Optional[float] = 30.0) -> None:
+        """Checks ``template.custom`` as the host's CreateTask would, without creating anything.
+
+        Raises BridgeError INVALID_ARGUMENT ``template.custom.<path>: <problem> (template.custom must parse as
+        <message>)``, or the errors of :meth:`schema`. A plugin without a specification takes any ``custom``.
+        The host still decides: a plugin replaced within ``spec_cache_seconds`` may check differently.
+        """
+        if not template.type:
+            raise BridgeError(grpc.StatusCode.INVALID_ARGUMENT, "template.type: is required")
+        spec = self.schema(template.type, template.type_version, timeout=timeout)
+        custom = json_format.MessageToDict(template.custom) if template.HasField("custom") else {}
+        problem = spec.problem(custom)
+        if problem:
+            raise BridgeError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"{problem} (template.custom must parse as {spec.message_name})"
+            )

@@ -18,7 +18,10 @@ import { ensureLayout } from "./coordination/layout.js";
 import { startNatsServer, type NatsServerProcess } from "./coordination/nats-server-process.js";
 import { WorkQueue } from "./coordination/work-queue.js";
 import type { Logger } from "./log.js";
+import { QuotaStore } from "./coordination/quota-store.js";
 import { Executor } from "./machinery/executor.js";
+import { isFinalPhase } from "./machinery/phases.js";
+import { Quotas } from "./machinery/quotas.js";
 import { SecretAccess } from "./machinery/secret-access.js";
 import { SecretResolver } from "./machinery/secrets.js";
 import { Worker } from "./machinery/worker.js";
@@ -92,7 +95,15 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       access: SecretAccess.parse(config.secretAccess),
     });
     const maxRecordBytes = (nc.info?.max_payload ?? 1024 * 1024) - HEADER_ROOM_BYTES;
-    const executor = new Executor(store, events, routing, clients, secrets, log.child({ component: "executor" }), {
+    const quotas = new Quotas(
+      new QuotaStore(layout.quotas),
+      async (executionId) => {
+        const phase = (await store.get(executionId))?.record.phaseInfo?.phase;
+        return phase !== undefined && !isFinalPhase(phase);
+      },
+      log.child({ component: "quotas" }),
+    );
+    const executor = new Executor(quotas, store, events, routing, clients, secrets, log.child({ component: "executor" }), {
       orphanGraceMs: config.orphanGraceMs,
       noInstanceRetryMs: config.noInstanceRetryMs,
       maxRecordBytes,

@@ -21,6 +21,7 @@ import { RecordExistsError, type ExecutionStore } from "../coordination/executio
 import type { WorkQueue } from "../coordination/work-queue.js";
 import type { Executor } from "../machinery/executor.js";
 import { isFinalPhase, phaseInfo, phaseName } from "../machinery/phases.js";
+import { hasQuota } from "../machinery/quotas.js";
 import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from "../machinery/secrets.js";
 import { eventOf } from "../machinery/transitions.js";
 import type { Logger } from "../log.js";
@@ -366,7 +367,8 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
         live = deps.events.listen(record.metadata?.namespace ?? "", record.id);
       };
       try {
-        if (descriptor?.kind === PluginKind.SYNC && !record.idempotencyKey) {
+        // The fast path takes no quota token: a plugin with a quota goes through the queue, where executions wait.
+        if (descriptor?.kind === PluginKind.SYNC && !record.idempotencyKey && !hasQuota(descriptor.properties?.quota)) {
           // Not bound to ctx.signal: once Do is called, its outcome is stored whether or not the caller waits.
           // QUEUED goes out with the outcome, not before: the execution is not visible until then anyway, and one
           // write to the caller instead of two shortens every call (docs/benchmarks.md).

@@ -29,7 +29,7 @@ export class RecordExistsError extends Error {
   }
 }
 
-function isWrongLastSequence(error: unknown): boolean {
+export function isWrongLastSequence(error: unknown): boolean {
   return (
     error instanceof JetStreamApiError &&
     (error.code === JetStreamApiCodes.StreamWrongLastSequence ||

@@ -15,6 +15,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   EVENTS_STREAM,
   EXECUTIONS_BUCKET,
+  QUOTAS_BUCKET,
   PLUGINS_BUCKET,
   WORK_CONSUMER,
   WORK_STREAM,
@@ -41,6 +42,7 @@ export interface LayoutOptions {
 export interface Layout {
   plugins: KV;
   executions: KV;
+  quotas: KV;
 }
 
 /**
@@ -55,6 +57,7 @@ export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, op
   const kvm = new Kvm(nc);
   const plugins = await kvm.create(PLUGINS_BUCKET, PLUGINS_BUCKET_OPTIONS);
   const executions = await kvm.create(EXECUTIONS_BUCKET, { history: 1, storage: StorageType.File });
+  const quotas = await kvm.create(QUOTAS_BUCKET, { history: 1, storage: StorageType.File });
   await ensureStream(jsm, {
     name: WORK_STREAM,
     subjects: [workSubjects],
@@ -72,7 +75,7 @@ export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, op
     duplicate_window: nanos(120_000),
   });
   await ensureWorkConsumer(jsm, options.ackWaitMs);
-  return { plugins, executions };
+  return { plugins, executions, quotas };
 }
 
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {

@@ -5,6 +5,8 @@
 export const PLUGINS_BUCKET = "pb_plugins";
 /** KV bucket holding one record per execution, keyed by execution id. */
 export const EXECUTIONS_BUCKET = "pb_executions";
+/** KV bucket holding, per plugin that declares a quota, the executions holding its tokens. */
+export const QUOTAS_BUCKET = "pb_quotas";
 /** Work-queue stream holding one message per live execution. */
 export const WORK_STREAM = "PB_WORK";
 /** Limits stream holding every phase change of every execution. */

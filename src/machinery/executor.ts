@@ -20,6 +20,7 @@ import type { Logger } from "../log.js";
 import { isUserError, PluginCallError, type PluginClients } from "../registry/plugin-client.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
+import { hasQuota, type Quotas } from "./quotas.js";
 import { PluginRateLimits } from "./rate-limits.js";
 import { Redactor } from "./redaction.js";
 import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from "./secrets.js";
@@ -98,6 +99,9 @@ export function timingOf(descriptor: PluginDescriptor | undefined): PluginTiming
 /** Pauses between looks for a record that CreateTask is about to store (about 40 ms in all); undefined: give up. */
 const RECORD_WAITS_MS: Array<number | undefined> = [1, 2, 4, 8, 25, undefined];
 
+/** How long an execution waiting for a quota token waits before it looks again. */
+const QUOTA_RETRY_MS = 1_000;
+
 /** No live instance serves the execution's type and version right now. */
 class NoInstanceError extends Error {}
 
@@ -112,6 +116,7 @@ export class Executor {
   private readonly limits = new PluginRateLimits();
 
   constructor(
+    private readonly quotas: Quotas,
     private readonly store: ExecutionStore,
     private readonly events: EventLog,
     private readonly routing: RoutingTable,
@@ -191,6 +196,8 @@ export class Executor {
     timing: PluginTiming,
   ): Promise<Disposition> {
     if (!descriptor) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
+    const waiting = await this.awaitQuota(stored, descriptor);
+    if (waiting) return waiting;
     // Only an async Get reads; every other call of a step changes something in the plugin.
     const waitMs = this.limits.take(descriptor, descriptor.kind === PluginKind.ASYNC && stored.record.resourceCreated ? "read" : "write");
     if (waitMs > 0) return { kind: "again", delayMs: waitMs };
@@ -210,6 +217,24 @@ export class Executor {
     } catch (error) {
       return await this.onCallError(stored, error, timing);
     }
+  }
+
+  /**
+   * Before the call that starts an execution's work (Create, Do, the first Handle), a token of the plugin's
+   * quota. Without one the execution waits in WAITING_FOR_RESOURCES (one event when it starts waiting) and looks
+   * again shortly; undefined means go ahead. The token is kept across attempts and given back at the end.
+   */
+  private async awaitQuota(stored: StoredRecord, descriptor: PluginDescriptor): Promise<Disposition | undefined> {
+    const { record } = stored;
+    const quota = descriptor.properties?.quota;
+    const starting = !record.resourceCreated && !record.pendingEnd;
+    if (!starting || !hasQuota(quota)) return undefined;
+    const allocation = await this.quotas.allocate(descriptor.name, quota, record.id, record.metadata?.namespace ?? "");
+    if (allocation.granted) return undefined;
+    if (record.phaseInfo?.phase !== Phase.WAITING_FOR_RESOURCES) {
+      await this.commit(stored, enterPhase(record, phaseInfo(Phase.WAITING_FOR_RESOURCES, `waiting for a quota token: ${allocation.reason}`)));
+    }
+    return { kind: "again", delayMs: QUOTA_RETRY_MS };
   }
 
   /** Async, first step of an attempt: Create, keep the resource meta, poll after the resync interval. */
@@ -591,7 +616,19 @@ export class Executor {
     await this.store.update(transition.record, stored.revision);
     await this.publish(transition.events);
     const phase = transition.record.phaseInfo?.phase ?? Phase.UNSPECIFIED;
+    if (isFinalPhase(phase)) await this.releaseQuota(transition.record);
     return isFinalPhase(phase) ? { kind: "done" } : { kind: "again", delayMs: 0 };
+  }
+
+  /** Gives back an ended execution's quota token. Best effort: a token left behind is reclaimed (quotas.ts). */
+  private async releaseQuota(record: ExecutionRecord): Promise<void> {
+    const descriptor = this.descriptorFor(record);
+    if (!descriptor || !hasQuota(descriptor.properties?.quota)) return;
+    try {
+      await this.quotas.release(descriptor.name, record.id);
+    } catch (error) {
+      this.log.warn("could not release a quota token; it will be reclaimed", { execution: record.id, error });
+    }
   }
 
   /** The transition, or, when its record is larger than the store takes, a failed attempt that says so. */

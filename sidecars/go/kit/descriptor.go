@@ -64,6 +64,7 @@ func descriptorOf(d declaration) *pb.PluginDescriptor {
 			MaxSystemFailures: p.MaxSystemFailures,
 			ReadLimit:         rateLimitOrNil(p.ReadLimit),
 			WriteLimit:        rateLimitOrNil(p.WriteLimit),
+			Quota:             quotaOrNil(p.Quota),
 		},
 		Specification: &pb.PluginSpecification{
 			FileDescriptorSet: FileDescriptorSetFor(d.spec),
@@ -77,4 +78,11 @@ func rateLimitOrNil(limit *RateLimit) *pb.RateLimit {
 		return nil
 	}
 	return &pb.RateLimit{Qps: limit.QPS, Burst: limit.Burst}
+}
+
+func quotaOrNil(quota *ResourceQuota) *pb.ResourceQuota {
+	if quota == nil {
+		return nil
+	}
+	return &pb.ResourceQuota{Total: quota.Total, PerNamespace: quota.PerNamespace}
 }

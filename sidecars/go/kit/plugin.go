@@ -45,6 +45,15 @@ type Properties struct {
 	ReadLimit *RateLimit
 	// WriteLimit bounds how often each host calls Create, Delete, Do, Handle, Abort and Finalize; nil: no limit.
 	WriteLimit *RateLimit
+	// Quota bounds how many executions hold the plugin at once, across all hosts; nil: no quota.
+	Quota *ResourceQuota
+}
+
+// ResourceQuota is Flyte's ResourceManager bound: at most Total executions at once, at most PerNamespace in any
+// one namespace; 0 leaves that bound out.
+type ResourceQuota struct {
+	Total        uint32
+	PerNamespace uint32
 }
 
 // RateLimit is a token bucket on one kind of call, held by each host: QPS calls a second on average, up to

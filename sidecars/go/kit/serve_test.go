@@ -473,17 +473,19 @@ func TestDescribeVersionRangesAndDefault(t *testing.T) {
 	}
 }
 
-func TestDescribeRateLimits(t *testing.T) {
+func TestDescribeRateLimitsAndQuota(t *testing.T) {
 	plugin := newTestPlugin().plugin()
 	plugin.Properties.ReadLimit = &kit.RateLimit{QPS: 5}
 	plugin.Properties.WriteLimit = &kit.RateLimit{QPS: 0.5, Burst: 3}
+	plugin.Properties.Quota = &kit.ResourceQuota{Total: 4, PerNamespace: 1}
 	s := startSidecar(t, plugin, kit.WithoutNATS())
 	response, err := s.meta.Describe(callCtx(t), &pb.DescribeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := response.GetPlugin().GetProperties()
-	if p.GetReadLimit().GetQps() != 5 || p.GetReadLimit().GetBurst() != 0 || p.GetWriteLimit().GetQps() != 0.5 || p.GetWriteLimit().GetBurst() != 3 {
+	if p.GetReadLimit().GetQps() != 5 || p.GetReadLimit().GetBurst() != 0 || p.GetWriteLimit().GetQps() != 0.5 || p.GetWriteLimit().GetBurst() != 3 ||
+		p.GetQuota().GetTotal() != 4 || p.GetQuota().GetPerNamespace() != 1 {
 		t.Fatalf("properties %v", p)
 	}
 	bad := newTestPlugin().plugin()

@@ -134,6 +134,14 @@ def test_rate_limits_are_described_and_checked() -> None:
     assert (descriptor.properties.read_limit.qps, descriptor.properties.read_limit.burst) == (5.0, 0)
     assert (descriptor.properties.write_limit.qps, descriptor.properties.write_limit.burst) == (0.5, 3)
     assert not plugin_descriptor(SyncPlugin("free", "1", [TaskType("t")], SqlQuery, do=do)).properties.HasField("read_limit")
+    from plugin_bridge import ResourceQuota
+
+    quota = plugin_descriptor(
+        SyncPlugin("q", "1", [TaskType("t")], SqlQuery, Properties(quota=ResourceQuota(total=4, per_namespace=1)), do=do)
+    ).properties.quota
+    assert (quota.total, quota.per_namespace) == (4, 1)
+    with pytest.raises(ValueError, match="quota must be a ResourceQuota"):
+        SyncPlugin("q", "1", [TaskType("t")], SqlQuery, Properties(quota=ResourceQuota(total=-1)), do=do)
     with pytest.raises(ValueError, match="write_limit must be a RateLimit"):
         SyncPlugin("bad", "1", [TaskType("t")], SqlQuery, Properties(write_limit=RateLimit(0)), do=do)
 

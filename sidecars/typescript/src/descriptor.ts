@@ -53,6 +53,7 @@ function propertiesInit(properties: PluginProperties = {}) {
     maxSystemFailures: properties.maxSystemFailures ?? 0,
     readLimit: properties.readLimit && { qps: properties.readLimit.qps, burst: properties.readLimit.burst ?? 0 },
     writeLimit: properties.writeLimit && { qps: properties.writeLimit.qps, burst: properties.writeLimit.burst ?? 0 },
+    quota: properties.quota && { total: properties.quota.total ?? 0, perNamespace: properties.quota.perNamespace ?? 0 },
   };
 }
 

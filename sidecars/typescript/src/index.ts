@@ -16,6 +16,7 @@ export {
   type PluginProperties,
   type PluginState,
   type RateLimit,
+  type ResourceQuota,
   type ResourceMetaEncoding,
   type SyncPlugin,
   type SyncPluginDefinition,

@@ -29,6 +29,12 @@ export interface RateLimit {
   burst?: number;
 }
 
+/** At most `total` executions at once, and at most `perNamespace` in any one namespace; 0 or unset: no bound. */
+export interface ResourceQuota {
+  total?: number;
+  perNamespace?: number;
+}
+
 /**
  * How the host should drive the plugin; durations in milliseconds. Unset values take the host's defaults
  * (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, handle 10 s, abort 30 s, finalize 30 s,
@@ -48,6 +54,8 @@ export interface PluginProperties {
   readLimit?: RateLimit;
   /** How often each host may call Create, Delete, Do, Handle, Abort and Finalize. Unset: no limit. */
   writeLimit?: RateLimit;
+  /** How many executions may hold the plugin at once, across all hosts. Unset: no quota. */
+  quota?: ResourceQuota;
 }
 
 /** Everything one plugin call gets. */
@@ -192,7 +200,12 @@ function checkDeclaration(declaration: PluginDeclaration<DescMessage>): void {
   if (declaration.specification?.kind !== "message") {
     throw new Error(`plugin ${declaration.name}: specification must be a generated message schema`);
   }
-  const { readLimit, writeLimit, ...numbers } = declaration.properties ?? {};
+  const { readLimit, writeLimit, quota, ...numbers } = declaration.properties ?? {};
+  for (const [key, value] of Object.entries(quota ?? {})) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > 2 ** 32 - 1)) {
+      throw new Error(`plugin ${declaration.name}: properties.quota.${key} must be a whole number ≥ 0`);
+    }
+  }
   for (const [key, value] of Object.entries(numbers)) {
     if (value !== undefined && (typeof value !== "number" || !Number.isFinite(value) || value < 0)) {
       throw new Error(`plugin ${declaration.name}: properties.${key} must be a non-negative number`);

@@ -106,19 +106,20 @@ describe("descriptors", () => {
     expect(() => declare(4)).toThrow("plugin ranged: task type ranged has minVersion 4, not 0…3");
   });
 
-  it("describes rate limits, and refuses one without a rate", () => {
+  it("describes rate limits and a quota, and refuses a limit without a rate", () => {
     const declare = (writeLimit: { qps: number; burst?: number }) =>
       defineSyncPlugin({
         name: "limited",
         version: "1.0.0",
         taskTypes: [{ type: "limited", version: 1 }],
         specification: HttpRequestSchema,
-        properties: { readLimit: { qps: 5 }, writeLimit },
+        properties: { readLimit: { qps: 5 }, writeLimit, quota: { total: 4, perNamespace: 1 } },
         do: () => phaseSuccess(),
       });
     const properties = pluginDescriptor(declare({ qps: 0.5, burst: 3 })).properties;
     expect([properties?.readLimit?.qps, properties?.readLimit?.burst]).toEqual([5, 0]);
     expect([properties?.writeLimit?.qps, properties?.writeLimit?.burst]).toEqual([0.5, 3]);
+    expect([properties?.quota?.total, properties?.quota?.perNamespace]).toEqual([4, 1]);
     expect(() => declare({ qps: 0 })).toThrow("plugin limited: properties.writeLimit needs qps > 0 and a whole burst ≥ 0");
   });
 

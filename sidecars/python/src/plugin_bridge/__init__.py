@@ -23,7 +23,7 @@ from .phases import (
     phase_success,
     phase_waiting_for_resources,
 )
-from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, Properties, RateLimit, SyncPlugin, TaskType
+from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, Properties, RateLimit, ResourceQuota, SyncPlugin, TaskType
 from .serve import ServeOptions, Sidecar, serve, start
 from .state import HandleResult, PluginState
 
@@ -35,6 +35,7 @@ __all__ = [
     "PluginContext",
     "Properties",
     "RateLimit",
+    "ResourceQuota",
     "TaskType",
     "PhaseResult",
     "HandleResult",

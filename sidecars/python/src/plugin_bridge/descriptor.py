@@ -60,6 +60,8 @@ def plugin_descriptor(plugin: Plugin) -> plugin_pb2.PluginDescriptor:
         limit = getattr(props, name)
         if limit is not None:
             getattr(properties, name).CopyFrom(plugin_pb2.RateLimit(qps=float(limit.qps), burst=limit.burst))
+    if props.quota is not None:
+        properties.quota.CopyFrom(plugin_pb2.ResourceQuota(total=props.quota.total, per_namespace=props.quota.per_namespace))
     for name in DURATION_PROPERTIES:
         duration = _duration(getattr(props, name))
         if duration is not None:

@@ -52,6 +52,15 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class ResourceQuota:
+    """How many executions may hold the plugin at once, across all hosts: ``total`` in all, ``per_namespace`` in
+    any one namespace (0: no bound)."""
+
+    total: int = 0
+    per_namespace: int = 0
+
+
+@dataclass(frozen=True)
 class Properties:
     """How the host should drive the plugin; durations in seconds (or timedelta). Unset values take the host's
     defaults (resync 5 s, create 30 s, get 10 s, delete 30 s, do 60 s, handle 10 s, abort 30 s, finalize 30 s,
@@ -70,6 +79,8 @@ class Properties:
     read_limit: Optional[RateLimit] = None
     #: How often each host may call Create, Delete, Do, Handle, Abort and Finalize. None: no limit.
     write_limit: Optional[RateLimit] = None
+    #: How many executions may hold the plugin at once. None: no quota.
+    quota: Optional[ResourceQuota] = None
 
 
 #: The duration fields of :class:`Properties`, named as in the PluginProperties message.
@@ -191,6 +202,12 @@ class _Declaration:
                 or not 0 <= limit.burst <= 2**32 - 1
             ):
                 raise ValueError(f"plugin {self.name}: properties.{what} must be a RateLimit with qps > 0 and a whole burst >= 0")
+        quota = props.quota
+        if quota is not None and (
+            not isinstance(quota, ResourceQuota)
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 2**32 - 1 for v in (quota.total, quota.per_namespace))
+        ):
+            raise ValueError(f"plugin {self.name}: properties.quota must be a ResourceQuota of whole numbers >= 0")
 
 
 @dataclass
@@ -282,6 +299,7 @@ __all__ = [
     "PluginContext",
     "Properties",
     "RateLimit",
+    "ResourceQuota",
     "TaskType",
     "PhaseResult",
 

@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file pluginbridge/v1/coordination.proto.
  */
 export const file_pluginbridge_v1_coordination: GenFile = /*@__PURE__*/
-  fileDesc("CiJwbHVnaW5icmlkZ2UvdjEvY29vcmRpbmF0aW9uLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiXAoSUGx1Z2luQW5ub3VuY2VtZW50EjEKCGluc3RhbmNlGAEgASgLMh8ucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkluc3RhbmNlEhMKC3R0bF9zZWNvbmRzGAIgASgNIlEKCFdvcmtJdGVtEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIvCgtlbnF1ZXVlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAYKD0V4ZWN1dGlvblJlY29yZBIKCgJpZBgBIAEoCRIvCgh0ZW1wbGF0ZRgCIAEoCzIdLnBsdWdpbmJyaWRnZS52MS5UYXNrVGVtcGxhdGUSJwoGaW5wdXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI4CghtZXRhZGF0YRgEIAEoCzImLnBsdWdpbmJyaWRnZS52MS5UYXNrRXhlY3V0aW9uTWV0YWRhdGESFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEhYKDnJlcXVlc3RfZGlnZXN0GAYgASgJEg8KB2F0dGVtcHQYByABKA0SLgoKcGhhc2VfaW5mbxgIIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFQoNcmVzb3VyY2VfbWV0YRgKIAEoDBIYChByZXNvdXJjZV9jcmVhdGVkGAsgASgIEhcKD3N5c3RlbV9mYWlsdXJlcxgMIAEoDRIXCg9hYm9ydF9yZXF1ZXN0ZWQYDSABKAgSFAoMYWJvcnRfcmVhc29uGA4gASgJEhsKE2xhc3RfZXZlbnRfc2VxdWVuY2UYDyABKAQSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSYXR0ZW1wdF9zdGFydGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBsYXN0X2luc3RhbmNlX2lkGBMgASgJEjIKDHBsdWdpbl9zdGF0ZRgUIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZRIvCgtwZW5kaW5nX2VuZBgVIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SMAoPcGVuZGluZ19vdXRwdXRzGBYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdGIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_plugin, file_pluginbridge_v1_task]);
+  fileDesc("CiJwbHVnaW5icmlkZ2UvdjEvY29vcmRpbmF0aW9uLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiXAoSUGx1Z2luQW5ub3VuY2VtZW50EjEKCGluc3RhbmNlGAEgASgLMh8ucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkluc3RhbmNlEhMKC3R0bF9zZWNvbmRzGAIgASgNIlEKCFdvcmtJdGVtEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIvCgtlbnF1ZXVlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAYKD0V4ZWN1dGlvblJlY29yZBIKCgJpZBgBIAEoCRIvCgh0ZW1wbGF0ZRgCIAEoCzIdLnBsdWdpbmJyaWRnZS52MS5UYXNrVGVtcGxhdGUSJwoGaW5wdXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI4CghtZXRhZGF0YRgEIAEoCzImLnBsdWdpbmJyaWRnZS52MS5UYXNrRXhlY3V0aW9uTWV0YWRhdGESFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEhYKDnJlcXVlc3RfZGlnZXN0GAYgASgJEg8KB2F0dGVtcHQYByABKA0SLgoKcGhhc2VfaW5mbxgIIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFQoNcmVzb3VyY2VfbWV0YRgKIAEoDBIYChByZXNvdXJjZV9jcmVhdGVkGAsgASgIEhcKD3N5c3RlbV9mYWlsdXJlcxgMIAEoDRIXCg9hYm9ydF9yZXF1ZXN0ZWQYDSABKAgSFAoMYWJvcnRfcmVhc29uGA4gASgJEhsKE2xhc3RfZXZlbnRfc2VxdWVuY2UYDyABKAQSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSYXR0ZW1wdF9zdGFydGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBsYXN0X2luc3RhbmNlX2lkGBMgASgJEjIKDHBsdWdpbl9zdGF0ZRgUIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZRIvCgtwZW5kaW5nX2VuZBgVIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SMAoPcGVuZGluZ19vdXRwdXRzGBYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKZAQoMUXVvdGFIb2xkZXJzEjsKB2hvbGRlcnMYASADKAsyKi5wbHVnaW5icmlkZ2UudjEuUXVvdGFIb2xkZXJzLkhvbGRlcnNFbnRyeRpMCgxIb2xkZXJzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwucGx1Z2luYnJpZGdlLnYxLlF1b3RhSG9sZGVyOgI4ASJSCgtRdW90YUhvbGRlchIRCgluYW1lc3BhY2UYASABKAkSMAoMYWxsb2NhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_plugin, file_pluginbridge_v1_task]);
 
 /**
  * PluginAnnouncement is the value of a sidecar instance's key in the `plugins` KV bucket, written by the kit
@@ -245,4 +245,54 @@ export type ExecutionRecord = Message<"pluginbridge.v1.ExecutionRecord"> & {
  */
 export const ExecutionRecordSchema: GenMessage<ExecutionRecord> = /*@__PURE__*/
   messageDesc(file_pluginbridge_v1_coordination, 2);
+
+/**
+ * QuotaHolders is the value of a plugin's key in the `quotas` KV bucket: the executions that hold one of its
+ * quota tokens. Every change is a compare-and-set on the revision that was read, so allocations hold across hosts.
+ *
+ * @generated from message pluginbridge.v1.QuotaHolders
+ */
+export type QuotaHolders = Message<"pluginbridge.v1.QuotaHolders"> & {
+  /**
+   * The holders, by execution id.
+   *
+   * @generated from field: map<string, pluginbridge.v1.QuotaHolder> holders = 1;
+   */
+  holders: { [key: string]: QuotaHolder };
+};
+
+/**
+ * Describes the message pluginbridge.v1.QuotaHolders.
+ * Use `create(QuotaHoldersSchema)` to create a new message.
+ */
+export const QuotaHoldersSchema: GenMessage<QuotaHolders> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_coordination, 3);
+
+/**
+ * QuotaHolder is one execution holding a quota token.
+ *
+ * @generated from message pluginbridge.v1.QuotaHolder
+ */
+export type QuotaHolder = Message<"pluginbridge.v1.QuotaHolder"> & {
+  /**
+   * The execution's namespace, for the per-namespace bound.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * When it took the token.
+   *
+   * @generated from field: google.protobuf.Timestamp allocated_at = 2;
+   */
+  allocatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message pluginbridge.v1.QuotaHolder.
+ * Use `create(QuotaHolderSchema)` to create a new message.
+ */
+export const QuotaHolderSchema: GenMessage<QuotaHolder> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_coordination, 4);
 

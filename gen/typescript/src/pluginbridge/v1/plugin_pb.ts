@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file pluginbridge/v1/plugin.proto.
  */
 export const file_pluginbridge_v1_plugin: GenFile = /*@__PURE__*/
-  fileDesc("ChxwbHVnaW5icmlkZ2UvdjEvcGx1Z2luLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiEQoPRGVzY3JpYmVSZXF1ZXN0IkUKEERlc2NyaWJlUmVzcG9uc2USMQoGcGx1Z2luGAEgASgLMiEucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkRlc2NyaXB0b3IirQIKEFBsdWdpbkRlc2NyaXB0b3ISDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjYKCnRhc2tfdHlwZXMYAyADKAsyIi5wbHVnaW5icmlkZ2UudjEuU3VwcG9ydGVkVGFza1R5cGUSKQoEa2luZBgEIAEoDjIbLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5LaW5kEjUKCnByb3BlcnRpZXMYBSABKAsyIS5wbHVnaW5icmlkZ2UudjEuUGx1Z2luUHJvcGVydGllcxI7Cg1zcGVjaWZpY2F0aW9uGAYgASgLMiQucGx1Z2luYnJpZGdlLnYxLlBsdWdpblNwZWNpZmljYXRpb24SIwobZGVmYXVsdF9mb3JfdW5jbGFpbWVkX3R5cGVzGAcgASgIIlwKEVN1cHBvcnRlZFRhc2tUeXBlEgwKBHR5cGUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIYCgttaW5fdmVyc2lvbhgDIAEoBUgAiAEBQg4KDF9taW5fdmVyc2lvbiKjBAoQUGx1Z2luUHJvcGVydGllcxIyCg9yZXN5bmNfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoOY3JlYXRlX3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZ2V0X3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoOZGVsZXRlX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLQoKZG9fdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNtYXhfc3lzdGVtX2ZhaWx1cmVzGAYgASgNEjEKDmhhbmRsZV90aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjAKDWFib3J0X3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMwoQZmluYWxpemVfdGltZW91dBgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgpyZWFkX2xpbWl0GAogASgLMhoucGx1Z2luYnJpZGdlLnYxLlJhdGVMaW1pdBIvCgt3cml0ZV9saW1pdBgLIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5SYXRlTGltaXQiJwoJUmF0ZUxpbWl0EgsKA3FwcxgBIAEoARINCgVidXJzdBgCIAEoDSJsChNQbHVnaW5TcGVjaWZpY2F0aW9uEj8KE2ZpbGVfZGVzY3JpcHRvcl9zZXQYASABKAsyIi5nb29nbGUucHJvdG9idWYuRmlsZURlc2NyaXB0b3JTZXQSFAoMbWVzc2FnZV9uYW1lGAIgASgJIj4KDUNyZWF0ZVJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dCInCg5DcmVhdGVSZXNwb25zZRIVCg1yZXNvdXJjZV9tZXRhGAEgASgMIlIKCkdldFJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIVCg1yZXNvdXJjZV9tZXRhGAIgASgMImcKC0dldFJlc3BvbnNlEi4KCnBoYXNlX2luZm8YASABKAsyGi5wbHVnaW5icmlkZ2UudjEuUGhhc2VJbmZvEigKB291dHB1dHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlUKDURlbGV0ZVJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIVCg1yZXNvdXJjZV9tZXRhGAIgASgMIhAKDkRlbGV0ZVJlc3BvbnNlIjoKCURvUmVxdWVzdBItCgdjb250ZXh0GAEgASgLMhwucGx1Z2luYnJpZGdlLnYxLlRhc2tDb250ZXh0ImYKCkRvUmVzcG9uc2USLgoKcGhhc2VfaW5mbxgBIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiLAoLUGx1Z2luU3RhdGUSDwoHdmVyc2lvbhgBIAEoDRIMCgRkYXRhGAIgASgMImsKDUhhbmRsZVJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIrCgVzdGF0ZRgCIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZSKXAQoOSGFuZGxlUmVzcG9uc2USLgoKcGhhc2VfaW5mbxgBIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKwoFc3RhdGUYAiABKAsyHC5wbHVnaW5icmlkZ2UudjEuUGx1Z2luU3RhdGUSKAoHb3V0cHV0cxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiegoMQWJvcnRSZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQSKwoFc3RhdGUYAiABKAsyHC5wbHVnaW5icmlkZ2UudjEuUGx1Z2luU3RhdGUSDgoGcmVhc29uGAMgASgJIg8KDUFib3J0UmVzcG9uc2UibQoPRmluYWxpemVSZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQSKwoFc3RhdGUYAiABKAsyHC5wbHVnaW5icmlkZ2UudjEuUGx1Z2luU3RhdGUiEgoQRmluYWxpemVSZXNwb25zZSLiAQoOUGx1Z2luSW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSNQoKZGVzY3JpcHRvchgDIAEoCzIhLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5EZXNjcmlwdG9yEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGhlYXJ0YmVhdF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJhaW5pbmcYBiABKAgqbAoKUGx1Z2luS2luZBIbChdQTFVHSU5fS0lORF9VTlNQRUNJRklFRBAAEhUKEVBMVUdJTl9LSU5EX0FTWU5DEAESFAoQUExVR0lOX0tJTkRfU1lOQxACEhQKEFBMVUdJTl9LSU5EX0NPUkUQAzJoChVQbHVnaW5NZXRhZGF0YVNlcnZpY2USTwoIRGVzY3JpYmUSIC5wbHVnaW5icmlkZ2UudjEuRGVzY3JpYmVSZXF1ZXN0GiEucGx1Z2luYnJpZGdlLnYxLkRlc2NyaWJlUmVzcG9uc2Uy7AEKEkFzeW5jUGx1Z2luU2VydmljZRJJCgZDcmVhdGUSHi5wbHVnaW5icmlkZ2UudjEuQ3JlYXRlUmVxdWVzdBofLnBsdWdpbmJyaWRnZS52MS5DcmVhdGVSZXNwb25zZRJACgNHZXQSGy5wbHVnaW5icmlkZ2UudjEuR2V0UmVxdWVzdBocLnBsdWdpbmJyaWRnZS52MS5HZXRSZXNwb25zZRJJCgZEZWxldGUSHi5wbHVnaW5icmlkZ2UudjEuRGVsZXRlUmVxdWVzdBofLnBsdWdpbmJyaWRnZS52MS5EZWxldGVSZXNwb25zZTJSChFTeW5jUGx1Z2luU2VydmljZRI9CgJEbxIaLnBsdWdpbmJyaWRnZS52MS5Eb1JlcXVlc3QaGy5wbHVnaW5icmlkZ2UudjEuRG9SZXNwb25zZTL3AQoRQ29yZVBsdWdpblNlcnZpY2USSQoGSGFuZGxlEh4ucGx1Z2luYnJpZGdlLnYxLkhhbmRsZVJlcXVlc3QaHy5wbHVnaW5icmlkZ2UudjEuSGFuZGxlUmVzcG9uc2USRgoFQWJvcnQSHS5wbHVnaW5icmlkZ2UudjEuQWJvcnRSZXF1ZXN0Gh4ucGx1Z2luYnJpZGdlLnYxLkFib3J0UmVzcG9uc2USTwoIRmluYWxpemUSIC5wbHVnaW5icmlkZ2UudjEuRmluYWxpemVSZXF1ZXN0GiEucGx1Z2luYnJpZGdlLnYxLkZpbmFsaXplUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_task]);
+  fileDesc("ChxwbHVnaW5icmlkZ2UvdjEvcGx1Z2luLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiEQoPRGVzY3JpYmVSZXF1ZXN0IkUKEERlc2NyaWJlUmVzcG9uc2USMQoGcGx1Z2luGAEgASgLMiEucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkRlc2NyaXB0b3IirQIKEFBsdWdpbkRlc2NyaXB0b3ISDAoEbmFtZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEjYKCnRhc2tfdHlwZXMYAyADKAsyIi5wbHVnaW5icmlkZ2UudjEuU3VwcG9ydGVkVGFza1R5cGUSKQoEa2luZBgEIAEoDjIbLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5LaW5kEjUKCnByb3BlcnRpZXMYBSABKAsyIS5wbHVnaW5icmlkZ2UudjEuUGx1Z2luUHJvcGVydGllcxI7Cg1zcGVjaWZpY2F0aW9uGAYgASgLMiQucGx1Z2luYnJpZGdlLnYxLlBsdWdpblNwZWNpZmljYXRpb24SIwobZGVmYXVsdF9mb3JfdW5jbGFpbWVkX3R5cGVzGAcgASgIIlwKEVN1cHBvcnRlZFRhc2tUeXBlEgwKBHR5cGUYASABKAkSDwoHdmVyc2lvbhgCIAEoBRIYCgttaW5fdmVyc2lvbhgDIAEoBUgAiAEBQg4KDF9taW5fdmVyc2lvbiLSBAoQUGx1Z2luUHJvcGVydGllcxIyCg9yZXN5bmNfaW50ZXJ2YWwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoOY3JlYXRlX3RpbWVvdXQYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLgoLZ2V0X3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMQoOZGVsZXRlX3RpbWVvdXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLQoKZG9fdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNtYXhfc3lzdGVtX2ZhaWx1cmVzGAYgASgNEjEKDmhhbmRsZV90aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjAKDWFib3J0X3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMwoQZmluYWxpemVfdGltZW91dBgJIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgpyZWFkX2xpbWl0GAogASgLMhoucGx1Z2luYnJpZGdlLnYxLlJhdGVMaW1pdBIvCgt3cml0ZV9saW1pdBgLIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5SYXRlTGltaXQSLQoFcXVvdGEYDCABKAsyHi5wbHVnaW5icmlkZ2UudjEuUmVzb3VyY2VRdW90YSI1Cg1SZXNvdXJjZVF1b3RhEg0KBXRvdGFsGAEgASgNEhUKDXBlcl9uYW1lc3BhY2UYAiABKA0iJwoJUmF0ZUxpbWl0EgsKA3FwcxgBIAEoARINCgVidXJzdBgCIAEoDSJsChNQbHVnaW5TcGVjaWZpY2F0aW9uEj8KE2ZpbGVfZGVzY3JpcHRvcl9zZXQYASABKAsyIi5nb29nbGUucHJvdG9idWYuRmlsZURlc2NyaXB0b3JTZXQSFAoMbWVzc2FnZV9uYW1lGAIgASgJIj4KDUNyZWF0ZVJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dCInCg5DcmVhdGVSZXNwb25zZRIVCg1yZXNvdXJjZV9tZXRhGAEgASgMIlIKCkdldFJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIVCg1yZXNvdXJjZV9tZXRhGAIgASgMImcKC0dldFJlc3BvbnNlEi4KCnBoYXNlX2luZm8YASABKAsyGi5wbHVnaW5icmlkZ2UudjEuUGhhc2VJbmZvEigKB291dHB1dHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlUKDURlbGV0ZVJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIVCg1yZXNvdXJjZV9tZXRhGAIgASgMIhAKDkRlbGV0ZVJlc3BvbnNlIjoKCURvUmVxdWVzdBItCgdjb250ZXh0GAEgASgLMhwucGx1Z2luYnJpZGdlLnYxLlRhc2tDb250ZXh0ImYKCkRvUmVzcG9uc2USLgoKcGhhc2VfaW5mbxgBIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiLAoLUGx1Z2luU3RhdGUSDwoHdmVyc2lvbhgBIAEoDRIMCgRkYXRhGAIgASgMImsKDUhhbmRsZVJlcXVlc3QSLQoHY29udGV4dBgBIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5UYXNrQ29udGV4dBIrCgVzdGF0ZRgCIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZSKXAQoOSGFuZGxlUmVzcG9uc2USLgoKcGhhc2VfaW5mbxgBIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKwoFc3RhdGUYAiABKAsyHC5wbHVnaW5icmlkZ2UudjEuUGx1Z2luU3RhdGUSKAoHb3V0cHV0cxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiegoMQWJvcnRSZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQSKwoFc3RhdGUYAiABKAsyHC5wbHVnaW5icmlkZ2UudjEuUGx1Z2luU3RhdGUSDgoGcmVhc29uGAMgASgJIg8KDUFib3J0UmVzcG9uc2UibQoPRmluYWxpemVSZXF1ZXN0Ei0KB2NvbnRleHQYASABKAsyHC5wbHVnaW5icmlkZ2UudjEuVGFza0NvbnRleHQSKwoFc3RhdGUYAiABKAsyHC5wbHVnaW5icmlkZ2UudjEuUGx1Z2luU3RhdGUiEgoQRmluYWxpemVSZXNwb25zZSLiAQoOUGx1Z2luSW5zdGFuY2USEwoLaW5zdGFuY2VfaWQYASABKAkSEAoIZW5kcG9pbnQYAiABKAkSNQoKZGVzY3JpcHRvchgDIAEoCzIhLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5EZXNjcmlwdG9yEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGhlYXJ0YmVhdF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZHJhaW5pbmcYBiABKAgqbAoKUGx1Z2luS2luZBIbChdQTFVHSU5fS0lORF9VTlNQRUNJRklFRBAAEhUKEVBMVUdJTl9LSU5EX0FTWU5DEAESFAoQUExVR0lOX0tJTkRfU1lOQxACEhQKEFBMVUdJTl9LSU5EX0NPUkUQAzJoChVQbHVnaW5NZXRhZGF0YVNlcnZpY2USTwoIRGVzY3JpYmUSIC5wbHVnaW5icmlkZ2UudjEuRGVzY3JpYmVSZXF1ZXN0GiEucGx1Z2luYnJpZGdlLnYxLkRlc2NyaWJlUmVzcG9uc2Uy7AEKEkFzeW5jUGx1Z2luU2VydmljZRJJCgZDcmVhdGUSHi5wbHVnaW5icmlkZ2UudjEuQ3JlYXRlUmVxdWVzdBofLnBsdWdpbmJyaWRnZS52MS5DcmVhdGVSZXNwb25zZRJACgNHZXQSGy5wbHVnaW5icmlkZ2UudjEuR2V0UmVxdWVzdBocLnBsdWdpbmJyaWRnZS52MS5HZXRSZXNwb25zZRJJCgZEZWxldGUSHi5wbHVnaW5icmlkZ2UudjEuRGVsZXRlUmVxdWVzdBofLnBsdWdpbmJyaWRnZS52MS5EZWxldGVSZXNwb25zZTJSChFTeW5jUGx1Z2luU2VydmljZRI9CgJEbxIaLnBsdWdpbmJyaWRnZS52MS5Eb1JlcXVlc3QaGy5wbHVnaW5icmlkZ2UudjEuRG9SZXNwb25zZTL3AQoRQ29yZVBsdWdpblNlcnZpY2USSQoGSGFuZGxlEh4ucGx1Z2luYnJpZGdlLnYxLkhhbmRsZVJlcXVlc3QaHy5wbHVnaW5icmlkZ2UudjEuSGFuZGxlUmVzcG9uc2USRgoFQWJvcnQSHS5wbHVnaW5icmlkZ2UudjEuQWJvcnRSZXF1ZXN0Gh4ucGx1Z2luYnJpZGdlLnYxLkFib3J0UmVzcG9uc2USTwoIRmluYWxpemUSIC5wbHVnaW5icmlkZ2UudjEuRmluYWxpemVSZXF1ZXN0GiEucGx1Z2luYnJpZGdlLnYxLkZpbmFsaXplUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_task]);
 
 /**
  * DescribeRequest asks a plugin to describe itself.
@@ -235,6 +235,14 @@ export type PluginProperties = Message<"pluginbridge.v1.PluginProperties"> & {
    * @generated from field: pluginbridge.v1.RateLimit write_limit = 11;
    */
   writeLimit?: RateLimit | undefined;
+
+  /**
+   * How many executions may hold the plugin at once (Flyte's ResourceManager): a token is taken before the
+   * first Create, Do or Handle and given back when the execution ends. Unset: no quota.
+   *
+   * @generated from field: pluginbridge.v1.ResourceQuota quota = 12;
+   */
+  quota?: ResourceQuota | undefined;
 };
 
 /**
@@ -243,6 +251,34 @@ export type PluginProperties = Message<"pluginbridge.v1.PluginProperties"> & {
  */
 export const PluginPropertiesSchema: GenMessage<PluginProperties> = /*@__PURE__*/
   messageDesc(file_pluginbridge_v1_plugin, 4);
+
+/**
+ * ResourceQuota bounds the executions that hold a plugin at once, across all hosts. 0 means no bound.
+ *
+ * @generated from message pluginbridge.v1.ResourceQuota
+ */
+export type ResourceQuota = Message<"pluginbridge.v1.ResourceQuota"> & {
+  /**
+   * At most this many executions in all namespaces together.
+   *
+   * @generated from field: uint32 total = 1;
+   */
+  total: number;
+
+  /**
+   * At most this many executions in any one namespace.
+   *
+   * @generated from field: uint32 per_namespace = 2;
+   */
+  perNamespace: number;
+};
+
+/**
+ * Describes the message pluginbridge.v1.ResourceQuota.
+ * Use `create(ResourceQuotaSchema)` to create a new message.
+ */
+export const ResourceQuotaSchema: GenMessage<ResourceQuota> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_plugin, 5);
 
 /**
  * RateLimit is a token bucket: calls at `qps` per second on average, up to `burst` at once. It holds per host.
@@ -270,7 +306,7 @@ export type RateLimit = Message<"pluginbridge.v1.RateLimit"> & {
  * Use `create(RateLimitSchema)` to create a new message.
  */
 export const RateLimitSchema: GenMessage<RateLimit> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 5);
+  messageDesc(file_pluginbridge_v1_plugin, 6);
 
 /**
  * PluginSpecification is the protobuf message `custom` must parse as, with the files that define it, so
@@ -299,7 +335,7 @@ export type PluginSpecification = Message<"pluginbridge.v1.PluginSpecification">
  * Use `create(PluginSpecificationSchema)` to create a new message.
  */
 export const PluginSpecificationSchema: GenMessage<PluginSpecification> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 6);
+  messageDesc(file_pluginbridge_v1_plugin, 7);
 
 /**
  * CreateRequest asks an async plugin to start the remote work for one attempt.
@@ -320,7 +356,7 @@ export type CreateRequest = Message<"pluginbridge.v1.CreateRequest"> & {
  * Use `create(CreateRequestSchema)` to create a new message.
  */
 export const CreateRequestSchema: GenMessage<CreateRequest> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 7);
+  messageDesc(file_pluginbridge_v1_plugin, 8);
 
 /**
  * CreateResponse returns what the plugin needs to find the remote work again.
@@ -341,7 +377,7 @@ export type CreateResponse = Message<"pluginbridge.v1.CreateResponse"> & {
  * Use `create(CreateResponseSchema)` to create a new message.
  */
 export const CreateResponseSchema: GenMessage<CreateResponse> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 8);
+  messageDesc(file_pluginbridge_v1_plugin, 9);
 
 /**
  * GetRequest asks an async plugin for the phase of the remote work.
@@ -369,7 +405,7 @@ export type GetRequest = Message<"pluginbridge.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 9);
+  messageDesc(file_pluginbridge_v1_plugin, 10);
 
 /**
  * GetResponse reports the remote work's phase.
@@ -397,7 +433,7 @@ export type GetResponse = Message<"pluginbridge.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 10);
+  messageDesc(file_pluginbridge_v1_plugin, 11);
 
 /**
  * DeleteRequest asks an async plugin to stop the remote work.
@@ -425,7 +461,7 @@ export type DeleteRequest = Message<"pluginbridge.v1.DeleteRequest"> & {
  * Use `create(DeleteRequestSchema)` to create a new message.
  */
 export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 11);
+  messageDesc(file_pluginbridge_v1_plugin, 12);
 
 /**
  * DeleteResponse confirms the remote work is stopped or was already gone.
@@ -440,7 +476,7 @@ export type DeleteResponse = Message<"pluginbridge.v1.DeleteResponse"> & {
  * Use `create(DeleteResponseSchema)` to create a new message.
  */
 export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 12);
+  messageDesc(file_pluginbridge_v1_plugin, 13);
 
 /**
  * DoRequest asks a sync plugin to run the task.
@@ -461,7 +497,7 @@ export type DoRequest = Message<"pluginbridge.v1.DoRequest"> & {
  * Use `create(DoRequestSchema)` to create a new message.
  */
 export const DoRequestSchema: GenMessage<DoRequest> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 13);
+  messageDesc(file_pluginbridge_v1_plugin, 14);
 
 /**
  * DoResponse reports how the task ended.
@@ -489,7 +525,7 @@ export type DoResponse = Message<"pluginbridge.v1.DoResponse"> & {
  * Use `create(DoResponseSchema)` to create a new message.
  */
 export const DoResponseSchema: GenMessage<DoResponse> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 14);
+  messageDesc(file_pluginbridge_v1_plugin, 15);
 
 /**
  * PluginState is a core plugin's own state for one attempt (Flyte's PluginStateReader and PluginStateWriter):
@@ -518,7 +554,7 @@ export type PluginState = Message<"pluginbridge.v1.PluginState"> & {
  * Use `create(PluginStateSchema)` to create a new message.
  */
 export const PluginStateSchema: GenMessage<PluginState> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 15);
+  messageDesc(file_pluginbridge_v1_plugin, 16);
 
 /**
  * HandleRequest asks a core plugin to advance an attempt.
@@ -546,7 +582,7 @@ export type HandleRequest = Message<"pluginbridge.v1.HandleRequest"> & {
  * Use `create(HandleRequestSchema)` to create a new message.
  */
 export const HandleRequestSchema: GenMessage<HandleRequest> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 16);
+  messageDesc(file_pluginbridge_v1_plugin, 17);
 
 /**
  * HandleResponse reports the attempt's phase and the plugin's state.
@@ -581,7 +617,7 @@ export type HandleResponse = Message<"pluginbridge.v1.HandleResponse"> & {
  * Use `create(HandleResponseSchema)` to create a new message.
  */
 export const HandleResponseSchema: GenMessage<HandleResponse> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 17);
+  messageDesc(file_pluginbridge_v1_plugin, 18);
 
 /**
  * AbortRequest asks a core plugin to stop an attempt's work.
@@ -616,7 +652,7 @@ export type AbortRequest = Message<"pluginbridge.v1.AbortRequest"> & {
  * Use `create(AbortRequestSchema)` to create a new message.
  */
 export const AbortRequestSchema: GenMessage<AbortRequest> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 18);
+  messageDesc(file_pluginbridge_v1_plugin, 19);
 
 /**
  * AbortResponse confirms the work is stopped or was already gone.
@@ -631,7 +667,7 @@ export type AbortResponse = Message<"pluginbridge.v1.AbortResponse"> & {
  * Use `create(AbortResponseSchema)` to create a new message.
  */
 export const AbortResponseSchema: GenMessage<AbortResponse> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 19);
+  messageDesc(file_pluginbridge_v1_plugin, 20);
 
 /**
  * FinalizeRequest asks a core plugin to release what an attempt holds.
@@ -659,7 +695,7 @@ export type FinalizeRequest = Message<"pluginbridge.v1.FinalizeRequest"> & {
  * Use `create(FinalizeRequestSchema)` to create a new message.
  */
 export const FinalizeRequestSchema: GenMessage<FinalizeRequest> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 20);
+  messageDesc(file_pluginbridge_v1_plugin, 21);
 
 /**
  * FinalizeResponse confirms the attempt holds nothing any more.
@@ -674,7 +710,7 @@ export type FinalizeResponse = Message<"pluginbridge.v1.FinalizeResponse"> & {
  * Use `create(FinalizeResponseSchema)` to create a new message.
  */
 export const FinalizeResponseSchema: GenMessage<FinalizeResponse> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 21);
+  messageDesc(file_pluginbridge_v1_plugin, 22);
 
 /**
  * PluginInstance is one live sidecar process serving a plugin.
@@ -730,7 +766,7 @@ export type PluginInstance = Message<"pluginbridge.v1.PluginInstance"> & {
  * Use `create(PluginInstanceSchema)` to create a new message.
  */
 export const PluginInstanceSchema: GenMessage<PluginInstance> = /*@__PURE__*/
-  messageDesc(file_pluginbridge_v1_plugin, 22);
+  messageDesc(file_pluginbridge_v1_plugin, 23);
 
 /**
  * PluginKind names the machinery a plugin implements.

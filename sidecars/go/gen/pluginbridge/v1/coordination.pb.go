@@ -372,6 +372,108 @@ func (x *ExecutionRecord) GetPendingOutputs() *structpb.Struct {
 	return nil
 }
 
+// QuotaHolders is the value of a plugin's key in the `quotas` KV bucket: the executions that hold one of its
+// quota tokens. Every change is a compare-and-set on the revision that was read, so allocations hold across hosts.
+type QuotaHolders struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The holders, by execution id.
+	Holders       map[string]*QuotaHolder `protobuf:"bytes,1,rep,name=holders,proto3" json:"holders,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaHolders) Reset() {
+	*x = QuotaHolders{}
+	mi := &file_pluginbridge_v1_coordination_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaHolders) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaHolders) ProtoMessage() {}
+
+func (x *QuotaHolders) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_coordination_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaHolders.ProtoReflect.Descriptor instead.
+func (*QuotaHolders) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_coordination_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *QuotaHolders) GetHolders() map[string]*QuotaHolder {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
+// QuotaHolder is one execution holding a quota token.
+type QuotaHolder struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The execution's namespace, for the per-namespace bound.
+	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// When it took the token.
+	AllocatedAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=allocated_at,json=allocatedAt,proto3" json:"allocated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaHolder) Reset() {
+	*x = QuotaHolder{}
+	mi := &file_pluginbridge_v1_coordination_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaHolder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaHolder) ProtoMessage() {}
+
+func (x *QuotaHolder) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_coordination_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaHolder.ProtoReflect.Descriptor instead.
+func (*QuotaHolder) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_coordination_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *QuotaHolder) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *QuotaHolder) GetAllocatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AllocatedAt
+	}
+	return nil
+}
+
 var File_pluginbridge_v1_coordination_proto protoreflect.FileDescriptor
 
 const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
@@ -412,7 +514,15 @@ const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
 	"\fplugin_state\x18\x14 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\vpluginState\x12;\n" +
 	"\vpending_end\x18\x15 \x01(\v2\x1a.pluginbridge.v1.PhaseInfoR\n" +
 	"pendingEnd\x12@\n" +
-	"\x0fpending_outputs\x18\x16 \x01(\v2\x17.google.protobuf.StructR\x0ependingOutputsB\xdc\x01\n" +
+	"\x0fpending_outputs\x18\x16 \x01(\v2\x17.google.protobuf.StructR\x0ependingOutputs\"\xae\x01\n" +
+	"\fQuotaHolders\x12D\n" +
+	"\aholders\x18\x01 \x03(\v2*.pluginbridge.v1.QuotaHolders.HoldersEntryR\aholders\x1aX\n" +
+	"\fHoldersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
+	"\x05value\x18\x02 \x01(\v2\x1c.pluginbridge.v1.QuotaHolderR\x05value:\x028\x01\"j\n" +
+	"\vQuotaHolder\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12=\n" +
+	"\fallocated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vallocatedAtB\xdc\x01\n" +
 	"\x13com.pluginbridge.v1B\x11CoordinationProtoP\x01ZUgithub.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1;pluginbridgev1\xa2\x02\x03PXX\xaa\x02\x0fPluginbridge.V1\xca\x02\x0fPluginbridge\\V1\xe2\x02\x1bPluginbridge\\V1\\GPBMetadata\xea\x02\x10Pluginbridge::V1b\x06proto3"
 
 var (
@@ -427,38 +537,44 @@ func file_pluginbridge_v1_coordination_proto_rawDescGZIP() []byte {
 	return file_pluginbridge_v1_coordination_proto_rawDescData
 }
 
-var file_pluginbridge_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_pluginbridge_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_pluginbridge_v1_coordination_proto_goTypes = []any{
 	(*PluginAnnouncement)(nil),    // 0: pluginbridge.v1.PluginAnnouncement
 	(*WorkItem)(nil),              // 1: pluginbridge.v1.WorkItem
 	(*ExecutionRecord)(nil),       // 2: pluginbridge.v1.ExecutionRecord
-	(*PluginInstance)(nil),        // 3: pluginbridge.v1.PluginInstance
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*TaskTemplate)(nil),          // 5: pluginbridge.v1.TaskTemplate
-	(*structpb.Struct)(nil),       // 6: google.protobuf.Struct
-	(*TaskExecutionMetadata)(nil), // 7: pluginbridge.v1.TaskExecutionMetadata
-	(*PhaseInfo)(nil),             // 8: pluginbridge.v1.PhaseInfo
-	(*PluginState)(nil),           // 9: pluginbridge.v1.PluginState
+	(*QuotaHolders)(nil),          // 3: pluginbridge.v1.QuotaHolders
+	(*QuotaHolder)(nil),           // 4: pluginbridge.v1.QuotaHolder
+	nil,                           // 5: pluginbridge.v1.QuotaHolders.HoldersEntry
+	(*PluginInstance)(nil),        // 6: pluginbridge.v1.PluginInstance
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*TaskTemplate)(nil),          // 8: pluginbridge.v1.TaskTemplate
+	(*structpb.Struct)(nil),       // 9: google.protobuf.Struct
+	(*TaskExecutionMetadata)(nil), // 10: pluginbridge.v1.TaskExecutionMetadata
+	(*PhaseInfo)(nil),             // 11: pluginbridge.v1.PhaseInfo
+	(*PluginState)(nil),           // 12: pluginbridge.v1.PluginState
 }
 var file_pluginbridge_v1_coordination_proto_depIdxs = []int32{
-	3,  // 0: pluginbridge.v1.PluginAnnouncement.instance:type_name -> pluginbridge.v1.PluginInstance
-	4,  // 1: pluginbridge.v1.WorkItem.enqueued_at:type_name -> google.protobuf.Timestamp
-	5,  // 2: pluginbridge.v1.ExecutionRecord.template:type_name -> pluginbridge.v1.TaskTemplate
-	6,  // 3: pluginbridge.v1.ExecutionRecord.inputs:type_name -> google.protobuf.Struct
-	7,  // 4: pluginbridge.v1.ExecutionRecord.metadata:type_name -> pluginbridge.v1.TaskExecutionMetadata
-	8,  // 5: pluginbridge.v1.ExecutionRecord.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	6,  // 6: pluginbridge.v1.ExecutionRecord.outputs:type_name -> google.protobuf.Struct
-	4,  // 7: pluginbridge.v1.ExecutionRecord.created_at:type_name -> google.protobuf.Timestamp
-	4,  // 8: pluginbridge.v1.ExecutionRecord.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 9: pluginbridge.v1.ExecutionRecord.attempt_started_at:type_name -> google.protobuf.Timestamp
-	9,  // 10: pluginbridge.v1.ExecutionRecord.plugin_state:type_name -> pluginbridge.v1.PluginState
-	8,  // 11: pluginbridge.v1.ExecutionRecord.pending_end:type_name -> pluginbridge.v1.PhaseInfo
-	6,  // 12: pluginbridge.v1.ExecutionRecord.pending_outputs:type_name -> google.protobuf.Struct
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	6,  // 0: pluginbridge.v1.PluginAnnouncement.instance:type_name -> pluginbridge.v1.PluginInstance
+	7,  // 1: pluginbridge.v1.WorkItem.enqueued_at:type_name -> google.protobuf.Timestamp
+	8,  // 2: pluginbridge.v1.ExecutionRecord.template:type_name -> pluginbridge.v1.TaskTemplate
+	9,  // 3: pluginbridge.v1.ExecutionRecord.inputs:type_name -> google.protobuf.Struct
+	10, // 4: pluginbridge.v1.ExecutionRecord.metadata:type_name -> pluginbridge.v1.TaskExecutionMetadata
+	11, // 5: pluginbridge.v1.ExecutionRecord.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	9,  // 6: pluginbridge.v1.ExecutionRecord.outputs:type_name -> google.protobuf.Struct
+	7,  // 7: pluginbridge.v1.ExecutionRecord.created_at:type_name -> google.protobuf.Timestamp
+	7,  // 8: pluginbridge.v1.ExecutionRecord.updated_at:type_name -> google.protobuf.Timestamp
+	7,  // 9: pluginbridge.v1.ExecutionRecord.attempt_started_at:type_name -> google.protobuf.Timestamp
+	12, // 10: pluginbridge.v1.ExecutionRecord.plugin_state:type_name -> pluginbridge.v1.PluginState
+	11, // 11: pluginbridge.v1.ExecutionRecord.pending_end:type_name -> pluginbridge.v1.PhaseInfo
+	9,  // 12: pluginbridge.v1.ExecutionRecord.pending_outputs:type_name -> google.protobuf.Struct
+	5,  // 13: pluginbridge.v1.QuotaHolders.holders:type_name -> pluginbridge.v1.QuotaHolders.HoldersEntry
+	7,  // 14: pluginbridge.v1.QuotaHolder.allocated_at:type_name -> google.protobuf.Timestamp
+	4,  // 15: pluginbridge.v1.QuotaHolders.HoldersEntry.value:type_name -> pluginbridge.v1.QuotaHolder
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_v1_coordination_proto_init() }
@@ -474,7 +590,7 @@ func file_pluginbridge_v1_coordination_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginbridge_v1_coordination_proto_rawDesc), len(file_pluginbridge_v1_coordination_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -356,7 +356,10 @@ type PluginProperties struct {
 	ReadLimit *RateLimit `protobuf:"bytes,10,opt,name=read_limit,json=readLimit,proto3" json:"read_limit,omitempty"`
 	// How often a host may call Create, Delete, Do, Handle, Abort and Finalize (Flyte's write rate limiter, which
 	// Flyte configures but never applies; the bridge applies it). Unset: no limit.
-	WriteLimit    *RateLimit `protobuf:"bytes,11,opt,name=write_limit,json=writeLimit,proto3" json:"write_limit,omitempty"`
+	WriteLimit *RateLimit `protobuf:"bytes,11,opt,name=write_limit,json=writeLimit,proto3" json:"write_limit,omitempty"`
+	// How many executions may hold the plugin at once (Flyte's ResourceManager): a token is taken before the
+	// first Create, Do or Handle and given back when the execution ends. Unset: no quota.
+	Quota         *ResourceQuota `protobuf:"bytes,12,opt,name=quota,proto3" json:"quota,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -468,6 +471,68 @@ func (x *PluginProperties) GetWriteLimit() *RateLimit {
 	return nil
 }
 
+func (x *PluginProperties) GetQuota() *ResourceQuota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// ResourceQuota bounds the executions that hold a plugin at once, across all hosts. 0 means no bound.
+type ResourceQuota struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many executions in all namespaces together.
+	Total uint32 `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	// At most this many executions in any one namespace.
+	PerNamespace  uint32 `protobuf:"varint,2,opt,name=per_namespace,json=perNamespace,proto3" json:"per_namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceQuota) Reset() {
+	*x = ResourceQuota{}
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceQuota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceQuota) ProtoMessage() {}
+
+func (x *ResourceQuota) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceQuota.ProtoReflect.Descriptor instead.
+func (*ResourceQuota) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResourceQuota) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ResourceQuota) GetPerNamespace() uint32 {
+	if x != nil {
+		return x.PerNamespace
+	}
+	return 0
+}
+
 // RateLimit is a token bucket: calls at `qps` per second on average, up to `burst` at once. It holds per host.
 type RateLimit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -481,7 +546,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[5]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +558,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[5]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +571,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RateLimit) GetQps() float64 {
@@ -537,7 +602,7 @@ type PluginSpecification struct {
 
 func (x *PluginSpecification) Reset() {
 	*x = PluginSpecification{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[6]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +614,7 @@ func (x *PluginSpecification) String() string {
 func (*PluginSpecification) ProtoMessage() {}
 
 func (x *PluginSpecification) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[6]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +627,7 @@ func (x *PluginSpecification) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginSpecification.ProtoReflect.Descriptor instead.
 func (*PluginSpecification) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PluginSpecification) GetFileDescriptorSet() *descriptorpb.FileDescriptorSet {
@@ -590,7 +655,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[7]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +667,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[7]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +680,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateRequest) GetContext() *TaskContext {
@@ -636,7 +701,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[8]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +713,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[8]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +726,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateResponse) GetResourceMeta() []byte {
@@ -684,7 +749,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[9]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +761,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[9]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +774,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRequest) GetContext() *TaskContext {
@@ -739,7 +804,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[10]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +816,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[10]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +829,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetResponse) GetPhaseInfo() *PhaseInfo {
@@ -794,7 +859,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[11]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +871,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[11]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +884,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteRequest) GetContext() *TaskContext {
@@ -845,7 +910,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[12]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +922,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[12]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +935,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 // DoRequest asks a sync plugin to run the task.
@@ -884,7 +949,7 @@ type DoRequest struct {
 
 func (x *DoRequest) Reset() {
 	*x = DoRequest{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[13]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +961,7 @@ func (x *DoRequest) String() string {
 func (*DoRequest) ProtoMessage() {}
 
 func (x *DoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[13]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +974,7 @@ func (x *DoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoRequest.ProtoReflect.Descriptor instead.
 func (*DoRequest) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DoRequest) GetContext() *TaskContext {
@@ -932,7 +997,7 @@ type DoResponse struct {
 
 func (x *DoResponse) Reset() {
 	*x = DoResponse{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1009,7 @@ func (x *DoResponse) String() string {
 func (*DoResponse) ProtoMessage() {}
 
 func (x *DoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[14]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1022,7 @@ func (x *DoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoResponse.ProtoReflect.Descriptor instead.
 func (*DoResponse) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DoResponse) GetPhaseInfo() *PhaseInfo {
@@ -988,7 +1053,7 @@ type PluginState struct {
 
 func (x *PluginState) Reset() {
 	*x = PluginState{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[15]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1065,7 @@ func (x *PluginState) String() string {
 func (*PluginState) ProtoMessage() {}
 
 func (x *PluginState) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[15]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1078,7 @@ func (x *PluginState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginState.ProtoReflect.Descriptor instead.
 func (*PluginState) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PluginState) GetVersion() uint32 {
@@ -1043,7 +1108,7 @@ type HandleRequest struct {
 
 func (x *HandleRequest) Reset() {
 	*x = HandleRequest{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[16]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1120,7 @@ func (x *HandleRequest) String() string {
 func (*HandleRequest) ProtoMessage() {}
 
 func (x *HandleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[16]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1133,7 @@ func (x *HandleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleRequest.ProtoReflect.Descriptor instead.
 func (*HandleRequest) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HandleRequest) GetContext() *TaskContext {
@@ -1100,7 +1165,7 @@ type HandleResponse struct {
 
 func (x *HandleResponse) Reset() {
 	*x = HandleResponse{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[17]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1177,7 @@ func (x *HandleResponse) String() string {
 func (*HandleResponse) ProtoMessage() {}
 
 func (x *HandleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[17]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1190,7 @@ func (x *HandleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleResponse.ProtoReflect.Descriptor instead.
 func (*HandleResponse) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HandleResponse) GetPhaseInfo() *PhaseInfo {
@@ -1164,7 +1229,7 @@ type AbortRequest struct {
 
 func (x *AbortRequest) Reset() {
 	*x = AbortRequest{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[18]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1241,7 @@ func (x *AbortRequest) String() string {
 func (*AbortRequest) ProtoMessage() {}
 
 func (x *AbortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[18]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1254,7 @@ func (x *AbortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRequest.ProtoReflect.Descriptor instead.
 func (*AbortRequest) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AbortRequest) GetContext() *TaskContext {
@@ -1222,7 +1287,7 @@ type AbortResponse struct {
 
 func (x *AbortResponse) Reset() {
 	*x = AbortResponse{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[19]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1234,7 +1299,7 @@ func (x *AbortResponse) String() string {
 func (*AbortResponse) ProtoMessage() {}
 
 func (x *AbortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[19]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1247,7 +1312,7 @@ func (x *AbortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortResponse.ProtoReflect.Descriptor instead.
 func (*AbortResponse) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 // FinalizeRequest asks a core plugin to release what an attempt holds.
@@ -1263,7 +1328,7 @@ type FinalizeRequest struct {
 
 func (x *FinalizeRequest) Reset() {
 	*x = FinalizeRequest{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[20]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1340,7 @@ func (x *FinalizeRequest) String() string {
 func (*FinalizeRequest) ProtoMessage() {}
 
 func (x *FinalizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[20]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1353,7 @@ func (x *FinalizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalizeRequest.ProtoReflect.Descriptor instead.
 func (*FinalizeRequest) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FinalizeRequest) GetContext() *TaskContext {
@@ -1314,7 +1379,7 @@ type FinalizeResponse struct {
 
 func (x *FinalizeResponse) Reset() {
 	*x = FinalizeResponse{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[21]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1391,7 @@ func (x *FinalizeResponse) String() string {
 func (*FinalizeResponse) ProtoMessage() {}
 
 func (x *FinalizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[21]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1404,7 @@ func (x *FinalizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalizeResponse.ProtoReflect.Descriptor instead.
 func (*FinalizeResponse) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 // PluginInstance is one live sidecar process serving a plugin.
@@ -1363,7 +1428,7 @@ type PluginInstance struct {
 
 func (x *PluginInstance) Reset() {
 	*x = PluginInstance{}
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[22]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1440,7 @@ func (x *PluginInstance) String() string {
 func (*PluginInstance) ProtoMessage() {}
 
 func (x *PluginInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[22]
+	mi := &file_pluginbridge_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1453,7 @@ func (x *PluginInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginInstance.ProtoReflect.Descriptor instead.
 func (*PluginInstance) Descriptor() ([]byte, []int) {
-	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PluginInstance) GetInstanceId() string {
@@ -1457,7 +1522,7 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12$\n" +
 	"\vmin_version\x18\x03 \x01(\x05H\x00R\n" +
 	"minVersion\x88\x01\x01B\x0e\n" +
-	"\f_min_version\"\xc0\x05\n" +
+	"\f_min_version\"\xf6\x05\n" +
 	"\x10PluginProperties\x12B\n" +
 	"\x0fresync_interval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0eresyncInterval\x12@\n" +
 	"\x0ecreate_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\rcreateTimeout\x12:\n" +
@@ -1474,7 +1539,11 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"read_limit\x18\n" +
 	" \x01(\v2\x1a.pluginbridge.v1.RateLimitR\treadLimit\x12;\n" +
 	"\vwrite_limit\x18\v \x01(\v2\x1a.pluginbridge.v1.RateLimitR\n" +
-	"writeLimit\"3\n" +
+	"writeLimit\x124\n" +
+	"\x05quota\x18\f \x01(\v2\x1e.pluginbridge.v1.ResourceQuotaR\x05quota\"J\n" +
+	"\rResourceQuota\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\rR\x05total\x12#\n" +
+	"\rper_namespace\x18\x02 \x01(\rR\fperNamespace\"3\n" +
 	"\tRateLimit\x12\x10\n" +
 	"\x03qps\x18\x01 \x01(\x01R\x03qps\x12\x14\n" +
 	"\x05burst\x18\x02 \x01(\rR\x05burst\"\x8c\x01\n" +
@@ -1568,7 +1637,7 @@ func file_pluginbridge_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginbridge_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pluginbridge_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_pluginbridge_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_pluginbridge_v1_plugin_proto_goTypes = []any{
 	(PluginKind)(0),                        // 0: pluginbridge.v1.PluginKind
 	(*DescribeRequest)(nil),                // 1: pluginbridge.v1.DescribeRequest
@@ -1576,89 +1645,91 @@ var file_pluginbridge_v1_plugin_proto_goTypes = []any{
 	(*PluginDescriptor)(nil),               // 3: pluginbridge.v1.PluginDescriptor
 	(*SupportedTaskType)(nil),              // 4: pluginbridge.v1.SupportedTaskType
 	(*PluginProperties)(nil),               // 5: pluginbridge.v1.PluginProperties
-	(*RateLimit)(nil),                      // 6: pluginbridge.v1.RateLimit
-	(*PluginSpecification)(nil),            // 7: pluginbridge.v1.PluginSpecification
-	(*CreateRequest)(nil),                  // 8: pluginbridge.v1.CreateRequest
-	(*CreateResponse)(nil),                 // 9: pluginbridge.v1.CreateResponse
-	(*GetRequest)(nil),                     // 10: pluginbridge.v1.GetRequest
-	(*GetResponse)(nil),                    // 11: pluginbridge.v1.GetResponse
-	(*DeleteRequest)(nil),                  // 12: pluginbridge.v1.DeleteRequest
-	(*DeleteResponse)(nil),                 // 13: pluginbridge.v1.DeleteResponse
-	(*DoRequest)(nil),                      // 14: pluginbridge.v1.DoRequest
-	(*DoResponse)(nil),                     // 15: pluginbridge.v1.DoResponse
-	(*PluginState)(nil),                    // 16: pluginbridge.v1.PluginState
-	(*HandleRequest)(nil),                  // 17: pluginbridge.v1.HandleRequest
-	(*HandleResponse)(nil),                 // 18: pluginbridge.v1.HandleResponse
-	(*AbortRequest)(nil),                   // 19: pluginbridge.v1.AbortRequest
-	(*AbortResponse)(nil),                  // 20: pluginbridge.v1.AbortResponse
-	(*FinalizeRequest)(nil),                // 21: pluginbridge.v1.FinalizeRequest
-	(*FinalizeResponse)(nil),               // 22: pluginbridge.v1.FinalizeResponse
-	(*PluginInstance)(nil),                 // 23: pluginbridge.v1.PluginInstance
-	(*durationpb.Duration)(nil),            // 24: google.protobuf.Duration
-	(*descriptorpb.FileDescriptorSet)(nil), // 25: google.protobuf.FileDescriptorSet
-	(*TaskContext)(nil),                    // 26: pluginbridge.v1.TaskContext
-	(*PhaseInfo)(nil),                      // 27: pluginbridge.v1.PhaseInfo
-	(*structpb.Struct)(nil),                // 28: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),          // 29: google.protobuf.Timestamp
+	(*ResourceQuota)(nil),                  // 6: pluginbridge.v1.ResourceQuota
+	(*RateLimit)(nil),                      // 7: pluginbridge.v1.RateLimit
+	(*PluginSpecification)(nil),            // 8: pluginbridge.v1.PluginSpecification
+	(*CreateRequest)(nil),                  // 9: pluginbridge.v1.CreateRequest
+	(*CreateResponse)(nil),                 // 10: pluginbridge.v1.CreateResponse
+	(*GetRequest)(nil),                     // 11: pluginbridge.v1.GetRequest
+	(*GetResponse)(nil),                    // 12: pluginbridge.v1.GetResponse
+	(*DeleteRequest)(nil),                  // 13: pluginbridge.v1.DeleteRequest
+	(*DeleteResponse)(nil),                 // 14: pluginbridge.v1.DeleteResponse
+	(*DoRequest)(nil),                      // 15: pluginbridge.v1.DoRequest
+	(*DoResponse)(nil),                     // 16: pluginbridge.v1.DoResponse
+	(*PluginState)(nil),                    // 17: pluginbridge.v1.PluginState
+	(*HandleRequest)(nil),                  // 18: pluginbridge.v1.HandleRequest
+	(*HandleResponse)(nil),                 // 19: pluginbridge.v1.HandleResponse
+	(*AbortRequest)(nil),                   // 20: pluginbridge.v1.AbortRequest
+	(*AbortResponse)(nil),                  // 21: pluginbridge.v1.AbortResponse
+	(*FinalizeRequest)(nil),                // 22: pluginbridge.v1.FinalizeRequest
+	(*FinalizeResponse)(nil),               // 23: pluginbridge.v1.FinalizeResponse
+	(*PluginInstance)(nil),                 // 24: pluginbridge.v1.PluginInstance
+	(*durationpb.Duration)(nil),            // 25: google.protobuf.Duration
+	(*descriptorpb.FileDescriptorSet)(nil), // 26: google.protobuf.FileDescriptorSet
+	(*TaskContext)(nil),                    // 27: pluginbridge.v1.TaskContext
+	(*PhaseInfo)(nil),                      // 28: pluginbridge.v1.PhaseInfo
+	(*structpb.Struct)(nil),                // 29: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),          // 30: google.protobuf.Timestamp
 }
 var file_pluginbridge_v1_plugin_proto_depIdxs = []int32{
 	3,  // 0: pluginbridge.v1.DescribeResponse.plugin:type_name -> pluginbridge.v1.PluginDescriptor
 	4,  // 1: pluginbridge.v1.PluginDescriptor.task_types:type_name -> pluginbridge.v1.SupportedTaskType
 	0,  // 2: pluginbridge.v1.PluginDescriptor.kind:type_name -> pluginbridge.v1.PluginKind
 	5,  // 3: pluginbridge.v1.PluginDescriptor.properties:type_name -> pluginbridge.v1.PluginProperties
-	7,  // 4: pluginbridge.v1.PluginDescriptor.specification:type_name -> pluginbridge.v1.PluginSpecification
-	24, // 5: pluginbridge.v1.PluginProperties.resync_interval:type_name -> google.protobuf.Duration
-	24, // 6: pluginbridge.v1.PluginProperties.create_timeout:type_name -> google.protobuf.Duration
-	24, // 7: pluginbridge.v1.PluginProperties.get_timeout:type_name -> google.protobuf.Duration
-	24, // 8: pluginbridge.v1.PluginProperties.delete_timeout:type_name -> google.protobuf.Duration
-	24, // 9: pluginbridge.v1.PluginProperties.do_timeout:type_name -> google.protobuf.Duration
-	24, // 10: pluginbridge.v1.PluginProperties.handle_timeout:type_name -> google.protobuf.Duration
-	24, // 11: pluginbridge.v1.PluginProperties.abort_timeout:type_name -> google.protobuf.Duration
-	24, // 12: pluginbridge.v1.PluginProperties.finalize_timeout:type_name -> google.protobuf.Duration
-	6,  // 13: pluginbridge.v1.PluginProperties.read_limit:type_name -> pluginbridge.v1.RateLimit
-	6,  // 14: pluginbridge.v1.PluginProperties.write_limit:type_name -> pluginbridge.v1.RateLimit
-	25, // 15: pluginbridge.v1.PluginSpecification.file_descriptor_set:type_name -> google.protobuf.FileDescriptorSet
-	26, // 16: pluginbridge.v1.CreateRequest.context:type_name -> pluginbridge.v1.TaskContext
-	26, // 17: pluginbridge.v1.GetRequest.context:type_name -> pluginbridge.v1.TaskContext
-	27, // 18: pluginbridge.v1.GetResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	28, // 19: pluginbridge.v1.GetResponse.outputs:type_name -> google.protobuf.Struct
-	26, // 20: pluginbridge.v1.DeleteRequest.context:type_name -> pluginbridge.v1.TaskContext
-	26, // 21: pluginbridge.v1.DoRequest.context:type_name -> pluginbridge.v1.TaskContext
-	27, // 22: pluginbridge.v1.DoResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	28, // 23: pluginbridge.v1.DoResponse.outputs:type_name -> google.protobuf.Struct
-	26, // 24: pluginbridge.v1.HandleRequest.context:type_name -> pluginbridge.v1.TaskContext
-	16, // 25: pluginbridge.v1.HandleRequest.state:type_name -> pluginbridge.v1.PluginState
-	27, // 26: pluginbridge.v1.HandleResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	16, // 27: pluginbridge.v1.HandleResponse.state:type_name -> pluginbridge.v1.PluginState
-	28, // 28: pluginbridge.v1.HandleResponse.outputs:type_name -> google.protobuf.Struct
-	26, // 29: pluginbridge.v1.AbortRequest.context:type_name -> pluginbridge.v1.TaskContext
-	16, // 30: pluginbridge.v1.AbortRequest.state:type_name -> pluginbridge.v1.PluginState
-	26, // 31: pluginbridge.v1.FinalizeRequest.context:type_name -> pluginbridge.v1.TaskContext
-	16, // 32: pluginbridge.v1.FinalizeRequest.state:type_name -> pluginbridge.v1.PluginState
-	3,  // 33: pluginbridge.v1.PluginInstance.descriptor:type_name -> pluginbridge.v1.PluginDescriptor
-	29, // 34: pluginbridge.v1.PluginInstance.started_at:type_name -> google.protobuf.Timestamp
-	29, // 35: pluginbridge.v1.PluginInstance.heartbeat_at:type_name -> google.protobuf.Timestamp
-	1,  // 36: pluginbridge.v1.PluginMetadataService.Describe:input_type -> pluginbridge.v1.DescribeRequest
-	8,  // 37: pluginbridge.v1.AsyncPluginService.Create:input_type -> pluginbridge.v1.CreateRequest
-	10, // 38: pluginbridge.v1.AsyncPluginService.Get:input_type -> pluginbridge.v1.GetRequest
-	12, // 39: pluginbridge.v1.AsyncPluginService.Delete:input_type -> pluginbridge.v1.DeleteRequest
-	14, // 40: pluginbridge.v1.SyncPluginService.Do:input_type -> pluginbridge.v1.DoRequest
-	17, // 41: pluginbridge.v1.CorePluginService.Handle:input_type -> pluginbridge.v1.HandleRequest
-	19, // 42: pluginbridge.v1.CorePluginService.Abort:input_type -> pluginbridge.v1.AbortRequest
-	21, // 43: pluginbridge.v1.CorePluginService.Finalize:input_type -> pluginbridge.v1.FinalizeRequest
-	2,  // 44: pluginbridge.v1.PluginMetadataService.Describe:output_type -> pluginbridge.v1.DescribeResponse
-	9,  // 45: pluginbridge.v1.AsyncPluginService.Create:output_type -> pluginbridge.v1.CreateResponse
-	11, // 46: pluginbridge.v1.AsyncPluginService.Get:output_type -> pluginbridge.v1.GetResponse
-	13, // 47: pluginbridge.v1.AsyncPluginService.Delete:output_type -> pluginbridge.v1.DeleteResponse
-	15, // 48: pluginbridge.v1.SyncPluginService.Do:output_type -> pluginbridge.v1.DoResponse
-	18, // 49: pluginbridge.v1.CorePluginService.Handle:output_type -> pluginbridge.v1.HandleResponse
-	20, // 50: pluginbridge.v1.CorePluginService.Abort:output_type -> pluginbridge.v1.AbortResponse
-	22, // 51: pluginbridge.v1.CorePluginService.Finalize:output_type -> pluginbridge.v1.FinalizeResponse
-	44, // [44:52] is the sub-list for method output_type
-	36, // [36:44] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	8,  // 4: pluginbridge.v1.PluginDescriptor.specification:type_name -> pluginbridge.v1.PluginSpecification
+	25, // 5: pluginbridge.v1.PluginProperties.resync_interval:type_name -> google.protobuf.Duration
+	25, // 6: pluginbridge.v1.PluginProperties.create_timeout:type_name -> google.protobuf.Duration
+	25, // 7: pluginbridge.v1.PluginProperties.get_timeout:type_name -> google.protobuf.Duration
+	25, // 8: pluginbridge.v1.PluginProperties.delete_timeout:type_name -> google.protobuf.Duration
+	25, // 9: pluginbridge.v1.PluginProperties.do_timeout:type_name -> google.protobuf.Duration
+	25, // 10: pluginbridge.v1.PluginProperties.handle_timeout:type_name -> google.protobuf.Duration
+	25, // 11: pluginbridge.v1.PluginProperties.abort_timeout:type_name -> google.protobuf.Duration
+	25, // 12: pluginbridge.v1.PluginProperties.finalize_timeout:type_name -> google.protobuf.Duration
+	7,  // 13: pluginbridge.v1.PluginProperties.read_limit:type_name -> pluginbridge.v1.RateLimit
+	7,  // 14: pluginbridge.v1.PluginProperties.write_limit:type_name -> pluginbridge.v1.RateLimit
+	6,  // 15: pluginbridge.v1.PluginProperties.quota:type_name -> pluginbridge.v1.ResourceQuota
+	26, // 16: pluginbridge.v1.PluginSpecification.file_descriptor_set:type_name -> google.protobuf.FileDescriptorSet
+	27, // 17: pluginbridge.v1.CreateRequest.context:type_name -> pluginbridge.v1.TaskContext
+	27, // 18: pluginbridge.v1.GetRequest.context:type_name -> pluginbridge.v1.TaskContext
+	28, // 19: pluginbridge.v1.GetResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	29, // 20: pluginbridge.v1.GetResponse.outputs:type_name -> google.protobuf.Struct
+	27, // 21: pluginbridge.v1.DeleteRequest.context:type_name -> pluginbridge.v1.TaskContext
+	27, // 22: pluginbridge.v1.DoRequest.context:type_name -> pluginbridge.v1.TaskContext
+	28, // 23: pluginbridge.v1.DoResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	29, // 24: pluginbridge.v1.DoResponse.outputs:type_name -> google.protobuf.Struct
+	27, // 25: pluginbridge.v1.HandleRequest.context:type_name -> pluginbridge.v1.TaskContext
+	17, // 26: pluginbridge.v1.HandleRequest.state:type_name -> pluginbridge.v1.PluginState
+	28, // 27: pluginbridge.v1.HandleResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	17, // 28: pluginbridge.v1.HandleResponse.state:type_name -> pluginbridge.v1.PluginState
+	29, // 29: pluginbridge.v1.HandleResponse.outputs:type_name -> google.protobuf.Struct
+	27, // 30: pluginbridge.v1.AbortRequest.context:type_name -> pluginbridge.v1.TaskContext
+	17, // 31: pluginbridge.v1.AbortRequest.state:type_name -> pluginbridge.v1.PluginState
+	27, // 32: pluginbridge.v1.FinalizeRequest.context:type_name -> pluginbridge.v1.TaskContext
+	17, // 33: pluginbridge.v1.FinalizeRequest.state:type_name -> pluginbridge.v1.PluginState
+	3,  // 34: pluginbridge.v1.PluginInstance.descriptor:type_name -> pluginbridge.v1.PluginDescriptor
+	30, // 35: pluginbridge.v1.PluginInstance.started_at:type_name -> google.protobuf.Timestamp
+	30, // 36: pluginbridge.v1.PluginInstance.heartbeat_at:type_name -> google.protobuf.Timestamp
+	1,  // 37: pluginbridge.v1.PluginMetadataService.Describe:input_type -> pluginbridge.v1.DescribeRequest
+	9,  // 38: pluginbridge.v1.AsyncPluginService.Create:input_type -> pluginbridge.v1.CreateRequest
+	11, // 39: pluginbridge.v1.AsyncPluginService.Get:input_type -> pluginbridge.v1.GetRequest
+	13, // 40: pluginbridge.v1.AsyncPluginService.Delete:input_type -> pluginbridge.v1.DeleteRequest
+	15, // 41: pluginbridge.v1.SyncPluginService.Do:input_type -> pluginbridge.v1.DoRequest
+	18, // 42: pluginbridge.v1.CorePluginService.Handle:input_type -> pluginbridge.v1.HandleRequest
+	20, // 43: pluginbridge.v1.CorePluginService.Abort:input_type -> pluginbridge.v1.AbortRequest
+	22, // 44: pluginbridge.v1.CorePluginService.Finalize:input_type -> pluginbridge.v1.FinalizeRequest
+	2,  // 45: pluginbridge.v1.PluginMetadataService.Describe:output_type -> pluginbridge.v1.DescribeResponse
+	10, // 46: pluginbridge.v1.AsyncPluginService.Create:output_type -> pluginbridge.v1.CreateResponse
+	12, // 47: pluginbridge.v1.AsyncPluginService.Get:output_type -> pluginbridge.v1.GetResponse
+	14, // 48: pluginbridge.v1.AsyncPluginService.Delete:output_type -> pluginbridge.v1.DeleteResponse
+	16, // 49: pluginbridge.v1.SyncPluginService.Do:output_type -> pluginbridge.v1.DoResponse
+	19, // 50: pluginbridge.v1.CorePluginService.Handle:output_type -> pluginbridge.v1.HandleResponse
+	21, // 51: pluginbridge.v1.CorePluginService.Abort:output_type -> pluginbridge.v1.AbortResponse
+	23, // 52: pluginbridge.v1.CorePluginService.Finalize:output_type -> pluginbridge.v1.FinalizeResponse
+	45, // [45:53] is the sub-list for method output_type
+	37, // [37:45] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_v1_plugin_proto_init() }
@@ -1674,7 +1745,7 @@ func file_pluginbridge_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginbridge_v1_plugin_proto_rawDesc), len(file_pluginbridge_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

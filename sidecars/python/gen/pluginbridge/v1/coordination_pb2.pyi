@@ -4,6 +4,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from pluginbridge.v1 import plugin_pb2 as _plugin_pb2
 from pluginbridge.v1 import task_pb2 as _task_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -74,3 +75,24 @@ class ExecutionRecord(_message.Message):
     pending_end: _task_pb2.PhaseInfo
     pending_outputs: _struct_pb2.Struct
     def __init__(self, id: _Optional[str] = ..., template: _Optional[_Union[_task_pb2.TaskTemplate, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_task_pb2.TaskExecutionMetadata, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_digest: _Optional[str] = ..., attempt: _Optional[int] = ..., phase_info: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., resource_meta: _Optional[bytes] = ..., resource_created: _Optional[bool] = ..., system_failures: _Optional[int] = ..., abort_requested: _Optional[bool] = ..., abort_reason: _Optional[str] = ..., last_event_sequence: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_instance_id: _Optional[str] = ..., plugin_state: _Optional[_Union[_plugin_pb2.PluginState, _Mapping]] = ..., pending_end: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., pending_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class QuotaHolders(_message.Message):
+    __slots__ = ("holders",)
+    class HoldersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: QuotaHolder
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[QuotaHolder, _Mapping]] = ...) -> None: ...
+    HOLDERS_FIELD_NUMBER: _ClassVar[int]
+    holders: _containers.MessageMap[str, QuotaHolder]
+    def __init__(self, holders: _Optional[_Mapping[str, QuotaHolder]] = ...) -> None: ...
+
+class QuotaHolder(_message.Message):
+    __slots__ = ("namespace", "allocated_at")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATED_AT_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    allocated_at: _timestamp_pb2.Timestamp
+    def __init__(self, namespace: _Optional[str] = ..., allocated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

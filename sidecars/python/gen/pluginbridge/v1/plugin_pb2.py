@@ -29,7 +29,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pluginbridge.v1 import task_pb2 as pluginbridge_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpluginbridge/v1/plugin.proto\x12\x0fpluginbridge.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apluginbridge/v1/task.proto\"\x11\n\x0f\x44\x65scribeRequest\"M\n\x10\x44\x65scribeResponse\x12\x39\n\x06plugin\x18\x01 \x01(\x0b\x32!.pluginbridge.v1.PluginDescriptorR\x06plugin\"\x82\x03\n\x10PluginDescriptor\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12\x41\n\ntask_types\x18\x03 \x03(\x0b\x32\".pluginbridge.v1.SupportedTaskTypeR\ttaskTypes\x12/\n\x04kind\x18\x04 \x01(\x0e\x32\x1b.pluginbridge.v1.PluginKindR\x04kind\x12\x41\n\nproperties\x18\x05 \x01(\x0b\x32!.pluginbridge.v1.PluginPropertiesR\nproperties\x12J\n\rspecification\x18\x06 \x01(\x0b\x32$.pluginbridge.v1.PluginSpecificationR\rspecification\x12=\n\x1b\x64\x65\x66\x61ult_for_unclaimed_types\x18\x07 \x01(\x08R\x18\x64\x65\x66\x61ultForUnclaimedTypes\"w\n\x11SupportedTaskType\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12$\n\x0bmin_version\x18\x03 \x01(\x05H\x00R\nminVersion\x88\x01\x01\x42\x0e\n\x0c_min_version\"\xc0\x05\n\x10PluginProperties\x12\x42\n\x0fresync_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0eresyncInterval\x12@\n\x0e\x63reate_timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\rcreateTimeout\x12:\n\x0bget_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\ngetTimeout\x12@\n\x0e\x64\x65lete_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\rdeleteTimeout\x12\x38\n\ndo_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\tdoTimeout\x12.\n\x13max_system_failures\x18\x06 \x01(\rR\x11maxSystemFailures\x12@\n\x0ehandle_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\rhandleTimeout\x12>\n\rabort_timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0c\x61\x62ortTimeout\x12\x44\n\x10\x66inalize_timeout\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationR\x0f\x66inalizeTimeout\x12\x39\n\nread_limit\x18\n \x01(\x0b\x32\x1a.pluginbridge.v1.RateLimitR\treadLimit\x12;\n\x0bwrite_limit\x18\x0b \x01(\x0b\x32\x1a.pluginbridge.v1.RateLimitR\nwriteLimit\"3\n\tRateLimit\x12\x10\n\x03qps\x18\x01 \x01(\x01R\x03qps\x12\x14\n\x05\x62urst\x18\x02 \x01(\rR\x05\x62urst\"\x8c\x01\n\x13PluginSpecification\x12R\n\x13\x66ile_descriptor_set\x18\x01 \x01(\x0b\x32\".google.protobuf.FileDescriptorSetR\x11\x66ileDescriptorSet\x12!\n\x0cmessage_name\x18\x02 \x01(\tR\x0bmessageName\"G\n\rCreateRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\"5\n\x0e\x43reateResponse\x12#\n\rresource_meta\x18\x01 \x01(\x0cR\x0cresourceMeta\"i\n\nGetRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12#\n\rresource_meta\x18\x02 \x01(\x0cR\x0cresourceMeta\"{\n\x0bGetResponse\x12\x39\n\nphase_info\x18\x01 \x01(\x0b\x32\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x12\x31\n\x07outputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x07outputs\"l\n\rDeleteRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12#\n\rresource_meta\x18\x02 \x01(\x0cR\x0cresourceMeta\"\x10\n\x0e\x44\x65leteResponse\"C\n\tDoRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\"z\n\nDoResponse\x12\x39\n\nphase_info\x18\x01 \x01(\x0b\x32\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x12\x31\n\x07outputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x07outputs\";\n\x0bPluginState\x12\x18\n\x07version\x18\x01 \x01(\rR\x07version\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\x0cR\x04\x64\x61ta\"{\n\rHandleRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\"\xb2\x01\n\x0eHandleResponse\x12\x39\n\nphase_info\x18\x01 \x01(\x0b\x32\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\x12\x31\n\x07outputs\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x07outputs\"\x92\x01\n\x0c\x41\x62ortRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"\x0f\n\rAbortResponse\"}\n\x0f\x46inalizeRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\"\x12\n\x10\x46inalizeResponse\"\xa6\x02\n\x0ePluginInstance\x12\x1f\n\x0binstance_id\x18\x01 \x01(\tR\ninstanceId\x12\x1a\n\x08\x65ndpoint\x18\x02 \x01(\tR\x08\x65ndpoint\x12\x41\n\ndescriptor\x18\x03 \x01(\x0b\x32!.pluginbridge.v1.PluginDescriptorR\ndescriptor\x12\x39\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n\x0cheartbeat_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bheartbeatAt\x12\x1a\n\x08\x64raining\x18\x06 \x01(\x08R\x08\x64raining*l\n\nPluginKind\x12\x1b\n\x17PLUGIN_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11PLUGIN_KIND_ASYNC\x10\x01\x12\x14\n\x10PLUGIN_KIND_SYNC\x10\x02\x12\x14\n\x10PLUGIN_KIND_CORE\x10\x03\x32h\n\x15PluginMetadataService\x12O\n\x08\x44\x65scribe\x12 .pluginbridge.v1.DescribeRequest\x1a!.pluginbridge.v1.DescribeResponse2\xec\x01\n\x12\x41syncPluginService\x12I\n\x06\x43reate\x12\x1e.pluginbridge.v1.CreateRequest\x1a\x1f.pluginbridge.v1.CreateResponse\x12@\n\x03Get\x12\x1b.pluginbridge.v1.GetRequest\x1a\x1c.pluginbridge.v1.GetResponse\x12I\n\x06\x44\x65lete\x12\x1e.pluginbridge.v1.DeleteRequest\x1a\x1f.pluginbridge.v1.DeleteResponse2R\n\x11SyncPluginService\x12=\n\x02\x44o\x12\x1a.pluginbridge.v1.DoRequest\x1a\x1b.pluginbridge.v1.DoResponse2\xf7\x01\n\x11\x43orePluginService\x12I\n\x06Handle\x12\x1e.pluginbridge.v1.HandleRequest\x1a\x1f.pluginbridge.v1.HandleResponse\x12\x46\n\x05\x41\x62ort\x12\x1d.pluginbridge.v1.AbortRequest\x1a\x1e.pluginbridge.v1.AbortResponse\x12O\n\x08\x46inalize\x12 .pluginbridge.v1.FinalizeRequest\x1a!.pluginbridge.v1.FinalizeResponseB\xd6\x01\n\x13\x63om.pluginbridge.v1B\x0bPluginProtoP\x01ZUgithub.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1;pluginbridgev1\xa2\x02\x03PXX\xaa\x02\x0fPluginbridge.V1\xca\x02\x0fPluginbridge\\V1\xe2\x02\x1bPluginbridge\\V1\\GPBMetadata\xea\x02\x10Pluginbridge::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpluginbridge/v1/plugin.proto\x12\x0fpluginbridge.v1\x1a google/protobuf/descriptor.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apluginbridge/v1/task.proto\"\x11\n\x0f\x44\x65scribeRequest\"M\n\x10\x44\x65scribeResponse\x12\x39\n\x06plugin\x18\x01 \x01(\x0b\x32!.pluginbridge.v1.PluginDescriptorR\x06plugin\"\x82\x03\n\x10PluginDescriptor\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\tR\x07version\x12\x41\n\ntask_types\x18\x03 \x03(\x0b\x32\".pluginbridge.v1.SupportedTaskTypeR\ttaskTypes\x12/\n\x04kind\x18\x04 \x01(\x0e\x32\x1b.pluginbridge.v1.PluginKindR\x04kind\x12\x41\n\nproperties\x18\x05 \x01(\x0b\x32!.pluginbridge.v1.PluginPropertiesR\nproperties\x12J\n\rspecification\x18\x06 \x01(\x0b\x32$.pluginbridge.v1.PluginSpecificationR\rspecification\x12=\n\x1b\x64\x65\x66\x61ult_for_unclaimed_types\x18\x07 \x01(\x08R\x18\x64\x65\x66\x61ultForUnclaimedTypes\"w\n\x11SupportedTaskType\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12$\n\x0bmin_version\x18\x03 \x01(\x05H\x00R\nminVersion\x88\x01\x01\x42\x0e\n\x0c_min_version\"\xf6\x05\n\x10PluginProperties\x12\x42\n\x0fresync_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0eresyncInterval\x12@\n\x0e\x63reate_timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\rcreateTimeout\x12:\n\x0bget_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\ngetTimeout\x12@\n\x0e\x64\x65lete_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\rdeleteTimeout\x12\x38\n\ndo_timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\tdoTimeout\x12.\n\x13max_system_failures\x18\x06 \x01(\rR\x11maxSystemFailures\x12@\n\x0ehandle_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationR\rhandleTimeout\x12>\n\rabort_timeout\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0c\x61\x62ortTimeout\x12\x44\n\x10\x66inalize_timeout\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationR\x0f\x66inalizeTimeout\x12\x39\n\nread_limit\x18\n \x01(\x0b\x32\x1a.pluginbridge.v1.RateLimitR\treadLimit\x12;\n\x0bwrite_limit\x18\x0b \x01(\x0b\x32\x1a.pluginbridge.v1.RateLimitR\nwriteLimit\x12\x34\n\x05quota\x18\x0c \x01(\x0b\x32\x1e.pluginbridge.v1.ResourceQuotaR\x05quota\"J\n\rResourceQuota\x12\x14\n\x05total\x18\x01 \x01(\rR\x05total\x12#\n\rper_namespace\x18\x02 \x01(\rR\x0cperNamespace\"3\n\tRateLimit\x12\x10\n\x03qps\x18\x01 \x01(\x01R\x03qps\x12\x14\n\x05\x62urst\x18\x02 \x01(\rR\x05\x62urst\"\x8c\x01\n\x13PluginSpecification\x12R\n\x13\x66ile_descriptor_set\x18\x01 \x01(\x0b\x32\".google.protobuf.FileDescriptorSetR\x11\x66ileDescriptorSet\x12!\n\x0cmessage_name\x18\x02 \x01(\tR\x0bmessageName\"G\n\rCreateRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\"5\n\x0e\x43reateResponse\x12#\n\rresource_meta\x18\x01 \x01(\x0cR\x0cresourceMeta\"i\n\nGetRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12#\n\rresource_meta\x18\x02 \x01(\x0cR\x0cresourceMeta\"{\n\x0bGetResponse\x12\x39\n\nphase_info\x18\x01 \x01(\x0b\x32\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x12\x31\n\x07outputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x07outputs\"l\n\rDeleteRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12#\n\rresource_meta\x18\x02 \x01(\x0cR\x0cresourceMeta\"\x10\n\x0e\x44\x65leteResponse\"C\n\tDoRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\"z\n\nDoResponse\x12\x39\n\nphase_info\x18\x01 \x01(\x0b\x32\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x12\x31\n\x07outputs\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x07outputs\";\n\x0bPluginState\x12\x18\n\x07version\x18\x01 \x01(\rR\x07version\x12\x12\n\x04\x64\x61ta\x18\x02 \x01(\x0cR\x04\x64\x61ta\"{\n\rHandleRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\"\xb2\x01\n\x0eHandleResponse\x12\x39\n\nphase_info\x18\x01 \x01(\x0b\x32\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\x12\x31\n\x07outputs\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x07outputs\"\x92\x01\n\x0c\x41\x62ortRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\x12\x16\n\x06reason\x18\x03 \x01(\tR\x06reason\"\x0f\n\rAbortResponse\"}\n\x0f\x46inalizeRequest\x12\x36\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1c.pluginbridge.v1.TaskContextR\x07\x63ontext\x12\x32\n\x05state\x18\x02 \x01(\x0b\x32\x1c.pluginbridge.v1.PluginStateR\x05state\"\x12\n\x10\x46inalizeResponse\"\xa6\x02\n\x0ePluginInstance\x12\x1f\n\x0binstance_id\x18\x01 \x01(\tR\ninstanceId\x12\x1a\n\x08\x65ndpoint\x18\x02 \x01(\tR\x08\x65ndpoint\x12\x41\n\ndescriptor\x18\x03 \x01(\x0b\x32!.pluginbridge.v1.PluginDescriptorR\ndescriptor\x12\x39\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n\x0cheartbeat_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bheartbeatAt\x12\x1a\n\x08\x64raining\x18\x06 \x01(\x08R\x08\x64raining*l\n\nPluginKind\x12\x1b\n\x17PLUGIN_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11PLUGIN_KIND_ASYNC\x10\x01\x12\x14\n\x10PLUGIN_KIND_SYNC\x10\x02\x12\x14\n\x10PLUGIN_KIND_CORE\x10\x03\x32h\n\x15PluginMetadataService\x12O\n\x08\x44\x65scribe\x12 .pluginbridge.v1.DescribeRequest\x1a!.pluginbridge.v1.DescribeResponse2\xec\x01\n\x12\x41syncPluginService\x12I\n\x06\x43reate\x12\x1e.pluginbridge.v1.CreateRequest\x1a\x1f.pluginbridge.v1.CreateResponse\x12@\n\x03Get\x12\x1b.pluginbridge.v1.GetRequest\x1a\x1c.pluginbridge.v1.GetResponse\x12I\n\x06\x44\x65lete\x12\x1e.pluginbridge.v1.DeleteRequest\x1a\x1f.pluginbridge.v1.DeleteResponse2R\n\x11SyncPluginService\x12=\n\x02\x44o\x12\x1a.pluginbridge.v1.DoRequest\x1a\x1b.pluginbridge.v1.DoResponse2\xf7\x01\n\x11\x43orePluginService\x12I\n\x06Handle\x12\x1e.pluginbridge.v1.HandleRequest\x1a\x1f.pluginbridge.v1.HandleResponse\x12\x46\n\x05\x41\x62ort\x12\x1d.pluginbridge.v1.AbortRequest\x1a\x1e.pluginbridge.v1.AbortResponse\x12O\n\x08\x46inalize\x12 .pluginbridge.v1.FinalizeRequest\x1a!.pluginbridge.v1.FinalizeResponseB\xd6\x01\n\x13\x63om.pluginbridge.v1B\x0bPluginProtoP\x01ZUgithub.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1;pluginbridgev1\xa2\x02\x03PXX\xaa\x02\x0fPluginbridge.V1\xca\x02\x0fPluginbridge\\V1\xe2\x02\x1bPluginbridge\\V1\\GPBMetadata\xea\x02\x10Pluginbridge::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pluginbridge.v1.plugin_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023com.pluginbridge.v1B\013PluginProtoP\001ZUgithub.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1;pluginbridgev1\242\002\003PXX\252\002\017Pluginbridge.V1\312\002\017Pluginbridge\\V1\342\002\033Pluginbridge\\V1\\GPBMetadata\352\002\020Pluginbridge::V1'
-  _globals['_PLUGINKIND']._serialized_start=3375
-  _globals['_PLUGINKIND']._serialized_end=3483
+  _globals['_PLUGINKIND']._serialized_start=3505
+  _globals['_PLUGINKIND']._serialized_end=3613
   _globals['_DESCRIBEREQUEST']._serialized_start=206
   _globals['_DESCRIBEREQUEST']._serialized_end=223
   _globals['_DESCRIBERESPONSE']._serialized_start=225
@@ -48,49 +48,51 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUPPORTEDTASKTYPE']._serialized_start=693
   _globals['_SUPPORTEDTASKTYPE']._serialized_end=812
   _globals['_PLUGINPROPERTIES']._serialized_start=815
-  _globals['_PLUGINPROPERTIES']._serialized_end=1519
-  _globals['_RATELIMIT']._serialized_start=1521
-  _globals['_RATELIMIT']._serialized_end=1572
-  _globals['_PLUGINSPECIFICATION']._serialized_start=1575
-  _globals['_PLUGINSPECIFICATION']._serialized_end=1715
-  _globals['_CREATEREQUEST']._serialized_start=1717
-  _globals['_CREATEREQUEST']._serialized_end=1788
-  _globals['_CREATERESPONSE']._serialized_start=1790
-  _globals['_CREATERESPONSE']._serialized_end=1843
-  _globals['_GETREQUEST']._serialized_start=1845
-  _globals['_GETREQUEST']._serialized_end=1950
-  _globals['_GETRESPONSE']._serialized_start=1952
-  _globals['_GETRESPONSE']._serialized_end=2075
-  _globals['_DELETEREQUEST']._serialized_start=2077
-  _globals['_DELETEREQUEST']._serialized_end=2185
-  _globals['_DELETERESPONSE']._serialized_start=2187
-  _globals['_DELETERESPONSE']._serialized_end=2203
-  _globals['_DOREQUEST']._serialized_start=2205
-  _globals['_DOREQUEST']._serialized_end=2272
-  _globals['_DORESPONSE']._serialized_start=2274
-  _globals['_DORESPONSE']._serialized_end=2396
-  _globals['_PLUGINSTATE']._serialized_start=2398
-  _globals['_PLUGINSTATE']._serialized_end=2457
-  _globals['_HANDLEREQUEST']._serialized_start=2459
-  _globals['_HANDLEREQUEST']._serialized_end=2582
-  _globals['_HANDLERESPONSE']._serialized_start=2585
-  _globals['_HANDLERESPONSE']._serialized_end=2763
-  _globals['_ABORTREQUEST']._serialized_start=2766
-  _globals['_ABORTREQUEST']._serialized_end=2912
-  _globals['_ABORTRESPONSE']._serialized_start=2914
-  _globals['_ABORTRESPONSE']._serialized_end=2929
-  _globals['_FINALIZEREQUEST']._serialized_start=2931
-  _globals['_FINALIZEREQUEST']._serialized_end=3056
-  _globals['_FINALIZERESPONSE']._serialized_start=3058
-  _globals['_FINALIZERESPONSE']._serialized_end=3076
-  _globals['_PLUGININSTANCE']._serialized_start=3079
-  _globals['_PLUGININSTANCE']._serialized_end=3373
-  _globals['_PLUGINMETADATASERVICE']._serialized_start=3485
-  _globals['_PLUGINMETADATASERVICE']._serialized_end=3589
-  _globals['_ASYNCPLUGINSERVICE']._serialized_start=3592
-  _globals['_ASYNCPLUGINSERVICE']._serialized_end=3828
-  _globals['_SYNCPLUGINSERVICE']._serialized_start=3830
-  _globals['_SYNCPLUGINSERVICE']._serialized_end=3912
-  _globals['_COREPLUGINSERVICE']._serialized_start=3915
-  _globals['_COREPLUGINSERVICE']._serialized_end=4162
+  _globals['_PLUGINPROPERTIES']._serialized_end=1573
+  _globals['_RESOURCEQUOTA']._serialized_start=1575
+  _globals['_RESOURCEQUOTA']._serialized_end=1649
+  _globals['_RATELIMIT']._serialized_start=1651
+  _globals['_RATELIMIT']._serialized_end=1702
+  _globals['_PLUGINSPECIFICATION']._serialized_start=1705
+  _globals['_PLUGINSPECIFICATION']._serialized_end=1845
+  _globals['_CREATEREQUEST']._serialized_start=1847
+  _globals['_CREATEREQUEST']._serialized_end=1918
+  _globals['_CREATERESPONSE']._serialized_start=1920
+  _globals['_CREATERESPONSE']._serialized_end=1973
+  _globals['_GETREQUEST']._serialized_start=1975
+  _globals['_GETREQUEST']._serialized_end=2080
+  _globals['_GETRESPONSE']._serialized_start=2082
+  _globals['_GETRESPONSE']._serialized_end=2205
+  _globals['_DELETEREQUEST']._serialized_start=2207
+  _globals['_DELETEREQUEST']._serialized_end=2315
+  _globals['_DELETERESPONSE']._serialized_start=2317
+  _globals['_DELETERESPONSE']._serialized_end=2333
+  _globals['_DOREQUEST']._serialized_start=2335
+  _globals['_DOREQUEST']._serialized_end=2402
+  _globals['_DORESPONSE']._serialized_start=2404
+  _globals['_DORESPONSE']._serialized_end=2526
+  _globals['_PLUGINSTATE']._serialized_start=2528
+  _globals['_PLUGINSTATE']._serialized_end=2587
+  _globals['_HANDLEREQUEST']._serialized_start=2589
+  _globals['_HANDLEREQUEST']._serialized_end=2712
+  _globals['_HANDLERESPONSE']._serialized_start=2715
+  _globals['_HANDLERESPONSE']._serialized_end=2893
+  _globals['_ABORTREQUEST']._serialized_start=2896
+  _globals['_ABORTREQUEST']._serialized_end=3042
+  _globals['_ABORTRESPONSE']._serialized_start=3044
+  _globals['_ABORTRESPONSE']._serialized_end=3059
+  _globals['_FINALIZEREQUEST']._serialized_start=3061
+  _globals['_FINALIZEREQUEST']._serialized_end=3186
+  _globals['_FINALIZERESPONSE']._serialized_start=3188
+  _globals['_FINALIZERESPONSE']._serialized_end=3206
+  _globals['_PLUGININSTANCE']._serialized_start=3209
+  _globals['_PLUGININSTANCE']._serialized_end=3503
+  _globals['_PLUGINMETADATASERVICE']._serialized_start=3615
+  _globals['_PLUGINMETADATASERVICE']._serialized_end=3719
+  _globals['_ASYNCPLUGINSERVICE']._serialized_start=3722
+  _globals['_ASYNCPLUGINSERVICE']._serialized_end=3958
+  _globals['_SYNCPLUGINSERVICE']._serialized_start=3960
+  _globals['_SYNCPLUGINSERVICE']._serialized_end=4042
+  _globals['_COREPLUGINSERVICE']._serialized_start=4045
+  _globals['_COREPLUGINSERVICE']._serialized_end=4292
 # @@protoc_insertion_point(module_scope)

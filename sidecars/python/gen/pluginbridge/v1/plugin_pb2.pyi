@@ -64,7 +64,7 @@ class SupportedTaskType(_message.Message):
     def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., min_version: _Optional[int] = ...) -> None: ...
 
 class PluginProperties(_message.Message):
-    __slots__ = ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout", "max_system_failures", "handle_timeout", "abort_timeout", "finalize_timeout", "read_limit", "write_limit")
+    __slots__ = ("resync_interval", "create_timeout", "get_timeout", "delete_timeout", "do_timeout", "max_system_failures", "handle_timeout", "abort_timeout", "finalize_timeout", "read_limit", "write_limit", "quota")
     RESYNC_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     GET_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class PluginProperties(_message.Message):
     FINALIZE_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     READ_LIMIT_FIELD_NUMBER: _ClassVar[int]
     WRITE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
     resync_interval: _duration_pb2.Duration
     create_timeout: _duration_pb2.Duration
     get_timeout: _duration_pb2.Duration
@@ -87,7 +88,16 @@ class PluginProperties(_message.Message):
     finalize_timeout: _duration_pb2.Duration
     read_limit: RateLimit
     write_limit: RateLimit
-    def __init__(self, resync_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., get_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delete_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., do_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_system_failures: _Optional[int] = ..., handle_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., abort_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., finalize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., read_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., write_limit: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
+    quota: ResourceQuota
+    def __init__(self, resync_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., get_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., delete_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., do_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_system_failures: _Optional[int] = ..., handle_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., abort_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., finalize_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., read_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., write_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., quota: _Optional[_Union[ResourceQuota, _Mapping]] = ...) -> None: ...
+
+class ResourceQuota(_message.Message):
+    __slots__ = ("total", "per_namespace")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PER_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    per_namespace: int
+    def __init__(self, total: _Optional[int] = ..., per_namespace: _Optional[int] = ...) -> None: ...
 
 class RateLimit(_message.Message):
     __slots__ = ("qps", "burst")

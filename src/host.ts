@@ -14,6 +14,7 @@ import { createTaskService } from "./api/task-service.js";
 import type { HostConfig } from "./config.js";
 import { EventLog } from "./coordination/event-log.js";
 import { ExecutionStore } from "./coordination/execution-store.js";
+import { listenForPushes } from "./coordination/push-listener.js";
 import { ensureLayout } from "./coordination/layout.js";
 import { startNatsServer, type NatsServerProcess } from "./coordination/nats-server-process.js";
 import { WorkQueue } from "./coordination/work-queue.js";
@@ -61,6 +62,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
   let worker: Worker | undefined;
   let routing: RoutingTable | undefined;
   let direct: DirectSync | undefined;
+  let pushes: { stop(): void } | undefined;
   const clients = new PluginClients();
   try {
     nc = await connect({
@@ -108,6 +110,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       noInstanceRetryMs: config.noInstanceRetryMs,
       maxRecordBytes,
     });
+    pushes = listenForPushes(nc, async (status) => void (await executor.applyPushed(status)), log.child({ component: "push" }));
     worker = new Worker(work, executor, log.child({ component: "worker" }), {
       concurrency: config.concurrency,
       ackWaitMs: config.ackWaitMs,
@@ -147,6 +150,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     log.info("serving", { url: api.url, nats: natsUrl });
   } catch (error) {
     await api?.close();
+    pushes?.stop();
     await worker?.stop(0);
     routing?.stop();
     clients.close();
@@ -155,7 +159,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     throw error;
   }
 
-  const started = { api, worker, routing, nc, direct };
+  const started = { api, worker, routing, nc, direct, pushes };
   let stopping: Promise<void> | undefined;
   return {
     url: api.url,
@@ -164,6 +168,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     stop() {
       stopping ??= (async () => {
         log.info("stopping: finishing calls and steps in flight");
+        started.pushes.stop();
         await Promise.all([started.api.close(), started.worker.stop(config.shutdownGraceMs)]);
         // A sync call whose caller left still stores its outcome: NATS must stay up for it.
         await started.direct.drain(config.shutdownGraceMs);

@@ -16,9 +16,13 @@ export const WORK_CONSUMER = "pb-hosts";
 
 const WORK_PREFIX = "pb.work";
 const EVENTS_PREFIX = "pb.events";
+const PUSH_PREFIX = "pb.push";
 
 export const workSubjects = `${WORK_PREFIX}.>`;
 export const eventSubjects = `${EVENTS_PREFIX}.>`;
+/** Every plugin's pushed status; hosts share them through this queue group, one host per push. */
+export const pushSubjects = `${PUSH_PREFIX}.>`;
+export const PUSH_QUEUE = "pb-hosts";
 
 /** Execution ids and namespaces become subject tokens: only these characters may appear in them. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -41,4 +45,9 @@ export function eventSubject(namespace: string, executionId: string): string {
 /** The message id that lets JetStream drop a re-published event (crash recovery) as a duplicate. */
 export function eventMessageId(executionId: string, sequence: bigint): string {
   return `${executionId}.${sequence}`;
+}
+
+/** The subject a plugin pushes an execution's status on (the kits build the same). */
+export function pushSubject(executionId: string): string {
+  return `${PUSH_PREFIX}.${token(executionId, "execution id")}`;
 }

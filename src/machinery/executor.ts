@@ -2,7 +2,11 @@
 // when the execution wants its next step. Hosts are stateless: every fact a step needs is in the record.
 import { create, equals } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import {
+  ExecutionRecordSchema,
+  type ExecutionRecord,
+  type PushedStatus,
+} from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import {
   AsyncPluginService,
   CorePluginService,
@@ -641,6 +645,49 @@ export class Executor {
 
   private async publish(events: readonly TaskEvent[]): Promise<void> {
     for (const event of events) await this.events.publish(event);
+  }
+
+  /**
+   * A status a plugin pushed between polls: applied as the next Get's (async) or Handle's (core) report would be,
+   * if it is about the execution's current attempt, whose work has started and not ended, and comes from an
+   * instance that serves it. Anything else, and a record that changed meanwhile, is dropped: the poll catches up.
+   */
+  async applyPushed(pushed: PushedStatus): Promise<"applied" | "dropped"> {
+    const stored = await this.store.get(pushed.executionId).catch(() => undefined);
+    const record = stored?.record;
+    if (!stored || !record || record.attempt !== pushed.attempt || !record.resourceCreated || record.pendingEnd || record.abortRequested) {
+      return "dropped";
+    }
+    if (isFinalPhase(record.phaseInfo?.phase ?? Phase.UNSPECIFIED)) return "dropped";
+    const descriptor = this.descriptorFor(record);
+    const type = record.template?.type ?? "";
+    const version = record.template?.typeVersion ?? 0;
+    const pusher = this.routing.acceptingInstance(pushed.instanceId, type, version);
+    if (!descriptor || (descriptor.kind !== PluginKind.ASYNC && descriptor.kind !== PluginKind.CORE) || !pusher) {
+      this.log.warn("dropping a status pushed by an instance that does not serve the execution", { execution: record.id, instance: pushed.instanceId });
+      return "dropped";
+    }
+    const redactor = await this.contextOf(record).then((call) => call.redactor, () => Redactor.none);
+    const reported = redactor.phaseInfo(pushed.phaseInfo);
+    if (!reported || reported.phase === Phase.UNSPECIFIED) return "dropped";
+    const outputs = redactor.json(pushed.outputs);
+    try {
+      if (!isTerminalPhase(reported.phase)) {
+        if (!phaseChanged(record.phaseInfo, reported)) return "dropped";
+        await this.commit(stored, enterPhase(record, reported, (next) => {
+          next.lastInstanceId = pushed.instanceId;
+        }));
+      } else if (descriptor.kind === PluginKind.CORE) {
+        // As a terminal Handle: the end is written pending, Finalize follows at once (or at the next step).
+        await this.endAfterFinalize(stored, awaitFinalize(record, reported, outputs), timingOf(descriptor));
+      } else {
+        await this.commit(stored, this.terminal(record, reported, outputs));
+      }
+    } catch (error) {
+      if (error instanceof RevisionConflictError) return "dropped";
+      throw error;
+    }
+    return "applied";
   }
 
   /**

@@ -153,7 +153,7 @@ export class RoutingTable {
   }
 
   /** The live, non-draining instance `instanceId` if it serves or accepts the type and version (or is the default). */
-  private acceptingInstance(instanceId: string, type: string, version: number): PluginInstance | undefined {
+  acceptingInstance(instanceId: string, type: string, version: number): PluginInstance | undefined {
     const instance = this.live().find((live) => live.instanceId === instanceId && !live.draining);
     if (!instance) return undefined;
     const serves = instance.descriptor?.taskTypes.some((t) => (t.type === type && t.version === version) || accepts(t, type, version));

@@ -91,6 +91,13 @@ export class NatsLink {
     return await opening;
   }
 
+  /** Publishes a plain NATS message; throws at once while NATS is not connected. */
+  publish(subject: string, data: Uint8Array): void {
+    const connection = this.#connection;
+    if (!connection || connection.isClosed()) throw new Error("NATS is not connected");
+    connection.publish(subject, data);
+  }
+
   async #watchStatus(connection: NatsConnection): Promise<void> {
     for await (const event of connection.status()) {
       if (event.type === "disconnect" || event.type === "reconnect") {

@@ -32,8 +32,8 @@ function plainJson(value: JsonObject | undefined, what: string): JsonObject | un
   return plain as JsonObject;
 }
 
-/** Checks and completes what a plugin returned from Get, Do or Handle. */
-function phaseResponse(result: PhaseResult, method: string): { phaseInfo: PhaseInfo; outputs?: JsonObject } {
+/** Checks and completes what a plugin returned from Get, Do or Handle, or pushes. */
+export function phaseResponse(result: PhaseResult, method: string): { phaseInfo: PhaseInfo; outputs?: JsonObject } {
   if (!result || typeof result !== "object" || !result.phaseInfo) {
     throw new PluginError(status.INTERNAL, `${method} returned no phaseInfo; return phaseSuccess(), phaseRunning() ...`);
   }

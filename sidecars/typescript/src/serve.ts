@@ -3,9 +3,11 @@
 // draining, lets calls in flight finish (bounded), withdraws its announcement, shuts down and exits 0.
 import { randomBytes } from "node:crypto";
 import { existsSync, unlinkSync } from "node:fs";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { Health } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
+import { PushedStatusSchema } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import {
   AsyncPluginService,
   CorePluginService,
@@ -41,7 +43,8 @@ import {
   PLUGINS_BUCKET,
   PLUGINS_BUCKET_OPTIONS,
 } from "./nats.js";
-import { asyncService, coreService, metadataService, syncService } from "./plugin-services.js";
+import type { PhaseResult } from "./phases.js";
+import { asyncService, coreService, metadataService, phaseResponse, syncService } from "./plugin-services.js";
 import type { Plugin } from "./plugin.js";
 
 export interface ServeOptions {
@@ -69,6 +72,12 @@ export interface ServeHandle {
   readonly instanceId: string;
   /** Resolves once the first announcement is stored in NATS (never, when run without NATS). */
   readonly announced: Promise<void>;
+  /**
+   * Tells the hosts of a phase change now, between polls (an async plugin's remote work, a core plugin's attempt):
+   * the host applies it as it would the next Get's or Handle's report. Polling stays the fallback, so a push that
+   * is lost only waits for the next resync. Throws while NATS is not connected, or without NATS.
+   */
+  push(execution: { executionId: string; attempt: number }, result: PhaseResult): void;
   /** Graceful: stops taking calls, waits for calls in flight (bounded), withdraws, shuts down. */
   drain(): Promise<void>;
   /** Immediate: withdraws and shuts down without waiting for calls in flight. */
@@ -269,6 +278,14 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
     endpoint,
     instanceId: config.instanceId,
     announced: announcer ? announcer.announced : new Promise<void>(() => undefined),
+    push(execution, result) {
+      if (!nats) throw new Error("push needs NATS; this sidecar runs without it");
+      // The execution id is a NATS subject token, as the host builds it; anything else cannot be an execution of it.
+      if (!/^[A-Za-z0-9_-]+$/.test(execution.executionId)) throw new Error(`execution id ${JSON.stringify(execution.executionId)} is not one a host gives`);
+      const { phaseInfo, outputs } = phaseResponse(result, "push");
+      const status = create(PushedStatusSchema, { ...execution, instanceId: config.instanceId, phaseInfo, outputs });
+      nats.publish(`pb.push.${execution.executionId}`, toBinary(PushedStatusSchema, status));
+    },
     drain: () => shutdown(true),
     stop: () => shutdown(false),
   };

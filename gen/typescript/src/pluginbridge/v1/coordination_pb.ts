@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file pluginbridge/v1/coordination.proto.
  */
 export const file_pluginbridge_v1_coordination: GenFile = /*@__PURE__*/
-  fileDesc("CiJwbHVnaW5icmlkZ2UvdjEvY29vcmRpbmF0aW9uLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiXAoSUGx1Z2luQW5ub3VuY2VtZW50EjEKCGluc3RhbmNlGAEgASgLMh8ucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkluc3RhbmNlEhMKC3R0bF9zZWNvbmRzGAIgASgNIlEKCFdvcmtJdGVtEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIvCgtlbnF1ZXVlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAYKD0V4ZWN1dGlvblJlY29yZBIKCgJpZBgBIAEoCRIvCgh0ZW1wbGF0ZRgCIAEoCzIdLnBsdWdpbmJyaWRnZS52MS5UYXNrVGVtcGxhdGUSJwoGaW5wdXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI4CghtZXRhZGF0YRgEIAEoCzImLnBsdWdpbmJyaWRnZS52MS5UYXNrRXhlY3V0aW9uTWV0YWRhdGESFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEhYKDnJlcXVlc3RfZGlnZXN0GAYgASgJEg8KB2F0dGVtcHQYByABKA0SLgoKcGhhc2VfaW5mbxgIIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFQoNcmVzb3VyY2VfbWV0YRgKIAEoDBIYChByZXNvdXJjZV9jcmVhdGVkGAsgASgIEhcKD3N5c3RlbV9mYWlsdXJlcxgMIAEoDRIXCg9hYm9ydF9yZXF1ZXN0ZWQYDSABKAgSFAoMYWJvcnRfcmVhc29uGA4gASgJEhsKE2xhc3RfZXZlbnRfc2VxdWVuY2UYDyABKAQSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSYXR0ZW1wdF9zdGFydGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBsYXN0X2luc3RhbmNlX2lkGBMgASgJEjIKDHBsdWdpbl9zdGF0ZRgUIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZRIvCgtwZW5kaW5nX2VuZBgVIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SMAoPcGVuZGluZ19vdXRwdXRzGBYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKZAQoMUXVvdGFIb2xkZXJzEjsKB2hvbGRlcnMYASADKAsyKi5wbHVnaW5icmlkZ2UudjEuUXVvdGFIb2xkZXJzLkhvbGRlcnNFbnRyeRpMCgxIb2xkZXJzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwucGx1Z2luYnJpZGdlLnYxLlF1b3RhSG9sZGVyOgI4ASJSCgtRdW90YUhvbGRlchIRCgluYW1lc3BhY2UYASABKAkSMAoMYWxsb2NhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_plugin, file_pluginbridge_v1_task]);
+  fileDesc("CiJwbHVnaW5icmlkZ2UvdjEvY29vcmRpbmF0aW9uLnByb3RvEg9wbHVnaW5icmlkZ2UudjEiXAoSUGx1Z2luQW5ub3VuY2VtZW50EjEKCGluc3RhbmNlGAEgASgLMh8ucGx1Z2luYnJpZGdlLnYxLlBsdWdpbkluc3RhbmNlEhMKC3R0bF9zZWNvbmRzGAIgASgNIlEKCFdvcmtJdGVtEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIvCgtlbnF1ZXVlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAYKD0V4ZWN1dGlvblJlY29yZBIKCgJpZBgBIAEoCRIvCgh0ZW1wbGF0ZRgCIAEoCzIdLnBsdWdpbmJyaWRnZS52MS5UYXNrVGVtcGxhdGUSJwoGaW5wdXRzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI4CghtZXRhZGF0YRgEIAEoCzImLnBsdWdpbmJyaWRnZS52MS5UYXNrRXhlY3V0aW9uTWV0YWRhdGESFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJEhYKDnJlcXVlc3RfZGlnZXN0GAYgASgJEg8KB2F0dGVtcHQYByABKA0SLgoKcGhhc2VfaW5mbxgIIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SKAoHb3V0cHV0cxgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFQoNcmVzb3VyY2VfbWV0YRgKIAEoDBIYChByZXNvdXJjZV9jcmVhdGVkGAsgASgIEhcKD3N5c3RlbV9mYWlsdXJlcxgMIAEoDRIXCg9hYm9ydF9yZXF1ZXN0ZWQYDSABKAgSFAoMYWJvcnRfcmVhc29uGA4gASgJEhsKE2xhc3RfZXZlbnRfc2VxdWVuY2UYDyABKAQSLgoKY3JlYXRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoSYXR0ZW1wdF9zdGFydGVkX2F0GBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBsYXN0X2luc3RhbmNlX2lkGBMgASgJEjIKDHBsdWdpbl9zdGF0ZRgUIAEoCzIcLnBsdWdpbmJyaWRnZS52MS5QbHVnaW5TdGF0ZRIvCgtwZW5kaW5nX2VuZBgVIAEoCzIaLnBsdWdpbmJyaWRnZS52MS5QaGFzZUluZm8SMAoPcGVuZGluZ19vdXRwdXRzGBYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKZAQoMUXVvdGFIb2xkZXJzEjsKB2hvbGRlcnMYASADKAsyKi5wbHVnaW5icmlkZ2UudjEuUXVvdGFIb2xkZXJzLkhvbGRlcnNFbnRyeRpMCgxIb2xkZXJzRW50cnkSCwoDa2V5GAEgASgJEisKBXZhbHVlGAIgASgLMhwucGx1Z2luYnJpZGdlLnYxLlF1b3RhSG9sZGVyOgI4ASJSCgtRdW90YUhvbGRlchIRCgluYW1lc3BhY2UYASABKAkSMAoMYWxsb2NhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKkAQoMUHVzaGVkU3RhdHVzEhQKDGV4ZWN1dGlvbl9pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2luc3RhbmNlX2lkGAMgASgJEi4KCnBoYXNlX2luZm8YBCABKAsyGi5wbHVnaW5icmlkZ2UudjEuUGhhc2VJbmZvEigKB291dHB1dHMYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0YgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_pluginbridge_v1_plugin, file_pluginbridge_v1_task]);
 
 /**
  * PluginAnnouncement is the value of a sidecar instance's key in the `plugins` KV bucket, written by the kit
@@ -295,4 +295,57 @@ export type QuotaHolder = Message<"pluginbridge.v1.QuotaHolder"> & {
  */
 export const QuotaHolderSchema: GenMessage<QuotaHolder> = /*@__PURE__*/
   messageDesc(file_pluginbridge_v1_coordination, 4);
+
+/**
+ * PushedStatus is what a plugin publishes on `pb.push.<execution id>` when it learns of a phase change between
+ * polls (an async plugin's remote work, a core plugin's attempt). One host takes it and applies it as it would the
+ * next Get's or Handle's report. A push for another attempt, from an instance that does not serve the execution,
+ * or for an execution that has not started its work or has ended, is dropped. Polling stays the fallback: a lost
+ * push only waits for the next resync.
+ *
+ * @generated from message pluginbridge.v1.PushedStatus
+ */
+export type PushedStatus = Message<"pluginbridge.v1.PushedStatus"> & {
+  /**
+   * The execution.
+   *
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * The attempt the status is about.
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * The plugin instance that pushes.
+   *
+   * @generated from field: string instance_id = 3;
+   */
+  instanceId: string;
+
+  /**
+   * The new phase.
+   *
+   * @generated from field: pluginbridge.v1.PhaseInfo phase_info = 4;
+   */
+  phaseInfo?: PhaseInfo | undefined;
+
+  /**
+   * The task's outputs, set with PHASE_SUCCESS.
+   *
+   * @generated from field: google.protobuf.Struct outputs = 5;
+   */
+  outputs?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message pluginbridge.v1.PushedStatus.
+ * Use `create(PushedStatusSchema)` to create a new message.
+ */
+export const PushedStatusSchema: GenMessage<PushedStatus> = /*@__PURE__*/
+  messageDesc(file_pluginbridge_v1_coordination, 5);
 

@@ -474,6 +474,92 @@ func (x *QuotaHolder) GetAllocatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// PushedStatus is what a plugin publishes on `pb.push.<execution id>` when it learns of a phase change between
+// polls (an async plugin's remote work, a core plugin's attempt). One host takes it and applies it as it would the
+// next Get's or Handle's report. A push for another attempt, from an instance that does not serve the execution,
+// or for an execution that has not started its work or has ended, is dropped. Polling stays the fallback: a lost
+// push only waits for the next resync.
+type PushedStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The execution.
+	ExecutionId string `protobuf:"bytes,1,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
+	// The attempt the status is about.
+	Attempt uint32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The plugin instance that pushes.
+	InstanceId string `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// The new phase.
+	PhaseInfo *PhaseInfo `protobuf:"bytes,4,opt,name=phase_info,json=phaseInfo,proto3" json:"phase_info,omitempty"`
+	// The task's outputs, set with PHASE_SUCCESS.
+	Outputs       *structpb.Struct `protobuf:"bytes,5,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushedStatus) Reset() {
+	*x = PushedStatus{}
+	mi := &file_pluginbridge_v1_coordination_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushedStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushedStatus) ProtoMessage() {}
+
+func (x *PushedStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginbridge_v1_coordination_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushedStatus.ProtoReflect.Descriptor instead.
+func (*PushedStatus) Descriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_coordination_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PushedStatus) GetExecutionId() string {
+	if x != nil {
+		return x.ExecutionId
+	}
+	return ""
+}
+
+func (x *PushedStatus) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *PushedStatus) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *PushedStatus) GetPhaseInfo() *PhaseInfo {
+	if x != nil {
+		return x.PhaseInfo
+	}
+	return nil
+}
+
+func (x *PushedStatus) GetOutputs() *structpb.Struct {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
 var File_pluginbridge_v1_coordination_proto protoreflect.FileDescriptor
 
 const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
@@ -522,7 +608,15 @@ const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x1c.pluginbridge.v1.QuotaHolderR\x05value:\x028\x01\"j\n" +
 	"\vQuotaHolder\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12=\n" +
-	"\fallocated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vallocatedAtB\xdc\x01\n" +
+	"\fallocated_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vallocatedAt\"\xda\x01\n" +
+	"\fPushedStatus\x12!\n" +
+	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x1f\n" +
+	"\vinstance_id\x18\x03 \x01(\tR\n" +
+	"instanceId\x129\n" +
+	"\n" +
+	"phase_info\x18\x04 \x01(\v2\x1a.pluginbridge.v1.PhaseInfoR\tphaseInfo\x121\n" +
+	"\aoutputs\x18\x05 \x01(\v2\x17.google.protobuf.StructR\aoutputsB\xdc\x01\n" +
 	"\x13com.pluginbridge.v1B\x11CoordinationProtoP\x01ZUgithub.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1;pluginbridgev1\xa2\x02\x03PXX\xaa\x02\x0fPluginbridge.V1\xca\x02\x0fPluginbridge\\V1\xe2\x02\x1bPluginbridge\\V1\\GPBMetadata\xea\x02\x10Pluginbridge::V1b\x06proto3"
 
 var (
@@ -537,44 +631,47 @@ func file_pluginbridge_v1_coordination_proto_rawDescGZIP() []byte {
 	return file_pluginbridge_v1_coordination_proto_rawDescData
 }
 
-var file_pluginbridge_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_pluginbridge_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_pluginbridge_v1_coordination_proto_goTypes = []any{
 	(*PluginAnnouncement)(nil),    // 0: pluginbridge.v1.PluginAnnouncement
 	(*WorkItem)(nil),              // 1: pluginbridge.v1.WorkItem
 	(*ExecutionRecord)(nil),       // 2: pluginbridge.v1.ExecutionRecord
 	(*QuotaHolders)(nil),          // 3: pluginbridge.v1.QuotaHolders
 	(*QuotaHolder)(nil),           // 4: pluginbridge.v1.QuotaHolder
-	nil,                           // 5: pluginbridge.v1.QuotaHolders.HoldersEntry
-	(*PluginInstance)(nil),        // 6: pluginbridge.v1.PluginInstance
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*TaskTemplate)(nil),          // 8: pluginbridge.v1.TaskTemplate
-	(*structpb.Struct)(nil),       // 9: google.protobuf.Struct
-	(*TaskExecutionMetadata)(nil), // 10: pluginbridge.v1.TaskExecutionMetadata
-	(*PhaseInfo)(nil),             // 11: pluginbridge.v1.PhaseInfo
-	(*PluginState)(nil),           // 12: pluginbridge.v1.PluginState
+	(*PushedStatus)(nil),          // 5: pluginbridge.v1.PushedStatus
+	nil,                           // 6: pluginbridge.v1.QuotaHolders.HoldersEntry
+	(*PluginInstance)(nil),        // 7: pluginbridge.v1.PluginInstance
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*TaskTemplate)(nil),          // 9: pluginbridge.v1.TaskTemplate
+	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
+	(*TaskExecutionMetadata)(nil), // 11: pluginbridge.v1.TaskExecutionMetadata
+	(*PhaseInfo)(nil),             // 12: pluginbridge.v1.PhaseInfo
+	(*PluginState)(nil),           // 13: pluginbridge.v1.PluginState
 }
 var file_pluginbridge_v1_coordination_proto_depIdxs = []int32{
-	6,  // 0: pluginbridge.v1.PluginAnnouncement.instance:type_name -> pluginbridge.v1.PluginInstance
-	7,  // 1: pluginbridge.v1.WorkItem.enqueued_at:type_name -> google.protobuf.Timestamp
-	8,  // 2: pluginbridge.v1.ExecutionRecord.template:type_name -> pluginbridge.v1.TaskTemplate
-	9,  // 3: pluginbridge.v1.ExecutionRecord.inputs:type_name -> google.protobuf.Struct
-	10, // 4: pluginbridge.v1.ExecutionRecord.metadata:type_name -> pluginbridge.v1.TaskExecutionMetadata
-	11, // 5: pluginbridge.v1.ExecutionRecord.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	9,  // 6: pluginbridge.v1.ExecutionRecord.outputs:type_name -> google.protobuf.Struct
-	7,  // 7: pluginbridge.v1.ExecutionRecord.created_at:type_name -> google.protobuf.Timestamp
-	7,  // 8: pluginbridge.v1.ExecutionRecord.updated_at:type_name -> google.protobuf.Timestamp
-	7,  // 9: pluginbridge.v1.ExecutionRecord.attempt_started_at:type_name -> google.protobuf.Timestamp
-	12, // 10: pluginbridge.v1.ExecutionRecord.plugin_state:type_name -> pluginbridge.v1.PluginState
-	11, // 11: pluginbridge.v1.ExecutionRecord.pending_end:type_name -> pluginbridge.v1.PhaseInfo
-	9,  // 12: pluginbridge.v1.ExecutionRecord.pending_outputs:type_name -> google.protobuf.Struct
-	5,  // 13: pluginbridge.v1.QuotaHolders.holders:type_name -> pluginbridge.v1.QuotaHolders.HoldersEntry
-	7,  // 14: pluginbridge.v1.QuotaHolder.allocated_at:type_name -> google.protobuf.Timestamp
-	4,  // 15: pluginbridge.v1.QuotaHolders.HoldersEntry.value:type_name -> pluginbridge.v1.QuotaHolder
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	7,  // 0: pluginbridge.v1.PluginAnnouncement.instance:type_name -> pluginbridge.v1.PluginInstance
+	8,  // 1: pluginbridge.v1.WorkItem.enqueued_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: pluginbridge.v1.ExecutionRecord.template:type_name -> pluginbridge.v1.TaskTemplate
+	10, // 3: pluginbridge.v1.ExecutionRecord.inputs:type_name -> google.protobuf.Struct
+	11, // 4: pluginbridge.v1.ExecutionRecord.metadata:type_name -> pluginbridge.v1.TaskExecutionMetadata
+	12, // 5: pluginbridge.v1.ExecutionRecord.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	10, // 6: pluginbridge.v1.ExecutionRecord.outputs:type_name -> google.protobuf.Struct
+	8,  // 7: pluginbridge.v1.ExecutionRecord.created_at:type_name -> google.protobuf.Timestamp
+	8,  // 8: pluginbridge.v1.ExecutionRecord.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 9: pluginbridge.v1.ExecutionRecord.attempt_started_at:type_name -> google.protobuf.Timestamp
+	13, // 10: pluginbridge.v1.ExecutionRecord.plugin_state:type_name -> pluginbridge.v1.PluginState
+	12, // 11: pluginbridge.v1.ExecutionRecord.pending_end:type_name -> pluginbridge.v1.PhaseInfo
+	10, // 12: pluginbridge.v1.ExecutionRecord.pending_outputs:type_name -> google.protobuf.Struct
+	6,  // 13: pluginbridge.v1.QuotaHolders.holders:type_name -> pluginbridge.v1.QuotaHolders.HoldersEntry
+	8,  // 14: pluginbridge.v1.QuotaHolder.allocated_at:type_name -> google.protobuf.Timestamp
+	12, // 15: pluginbridge.v1.PushedStatus.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	10, // 16: pluginbridge.v1.PushedStatus.outputs:type_name -> google.protobuf.Struct
+	4,  // 17: pluginbridge.v1.QuotaHolders.HoldersEntry.value:type_name -> pluginbridge.v1.QuotaHolder
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_v1_coordination_proto_init() }
@@ -590,7 +687,7 @@ func file_pluginbridge_v1_coordination_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginbridge_v1_coordination_proto_rawDesc), len(file_pluginbridge_v1_coordination_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -96,3 +96,17 @@ class QuotaHolder(_message.Message):
     namespace: str
     allocated_at: _timestamp_pb2.Timestamp
     def __init__(self, namespace: _Optional[str] = ..., allocated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PushedStatus(_message.Message):
+    __slots__ = ("execution_id", "attempt", "instance_id", "phase_info", "outputs")
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_INFO_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    execution_id: str
+    attempt: int
+    instance_id: str
+    phase_info: _task_pb2.PhaseInfo
+    outputs: _struct_pb2.Struct
+    def __init__(self, execution_id: _Optional[str] = ..., attempt: _Optional[int] = ..., instance_id: _Optional[str] = ..., phase_info: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

@@ -137,7 +137,10 @@ type Script struct {
 	// What Abort does (core).
 	Abort Behavior `protobuf:"varint,12,opt,name=abort,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"abort,omitempty"`
 	// What Finalize does (core).
-	Finalize      Behavior `protobuf:"varint,13,opt,name=finalize,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"finalize,omitempty"`
+	Finalize Behavior `protobuf:"varint,13,opt,name=finalize,proto3,enum=pluginbridge.conformance.v1.Behavior" json:"finalize,omitempty"`
+	// When > 0, Create (async) or the attempt's first Handle (core) also schedules a push (the kit's push of a
+	// status between polls) of PHASE_SUCCESS this many milliseconds later, with the usual outputs plus "pushed": true.
+	PushAfterMs   uint32 `protobuf:"varint,14,opt,name=push_after_ms,json=pushAfterMs,proto3" json:"push_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -263,11 +266,18 @@ func (x *Script) GetFinalize() Behavior {
 	return Behavior_BEHAVIOR_UNSPECIFIED
 }
 
+func (x *Script) GetPushAfterMs() uint32 {
+	if x != nil {
+		return x.PushAfterMs
+	}
+	return 0
+}
+
 var File_pluginbridge_conformance_v1_conformance_proto protoreflect.FileDescriptor
 
 const file_pluginbridge_conformance_v1_conformance_proto_rawDesc = "" +
 	"\n" +
-	"-pluginbridge/conformance/v1/conformance.proto\x12\x1bpluginbridge.conformance.v1\"\xe8\x04\n" +
+	"-pluginbridge/conformance/v1/conformance.proto\x12\x1bpluginbridge.conformance.v1\"\x8c\x05\n" +
 	"\x06Script\x12=\n" +
 	"\x06create\x18\x01 \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x06create\x127\n" +
 	"\x03get\x18\x02 \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x03get\x12=\n" +
@@ -282,7 +292,8 @@ const file_pluginbridge_conformance_v1_conformance_proto_rawDesc = "" +
 	" \x01(\rR\voutputBytes\x12=\n" +
 	"\x06handle\x18\v \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x06handle\x12;\n" +
 	"\x05abort\x18\f \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\x05abort\x12A\n" +
-	"\bfinalize\x18\r \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\bfinalize*\xa5\x01\n" +
+	"\bfinalize\x18\r \x01(\x0e2%.pluginbridge.conformance.v1.BehaviorR\bfinalize\x12\"\n" +
+	"\rpush_after_ms\x18\x0e \x01(\rR\vpushAfterMs*\xa5\x01\n" +
 	"\bBehavior\x12\x18\n" +
 	"\x14BEHAVIOR_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vBEHAVIOR_OK\x10\x01\x12\x11\n" +

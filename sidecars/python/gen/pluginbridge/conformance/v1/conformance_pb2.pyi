@@ -23,7 +23,7 @@ BEHAVIOR_RETRYABLE: Behavior
 BEHAVIOR_PERMANENT: Behavior
 
 class Script(_message.Message):
-    __slots__ = ("create", "get", "delete", "do", "polls", "wait_for_file", "message", "echo", "create_delay_ms", "output_bytes", "handle", "abort", "finalize")
+    __slots__ = ("create", "get", "delete", "do", "polls", "wait_for_file", "message", "echo", "create_delay_ms", "output_bytes", "handle", "abort", "finalize", "push_after_ms")
     CREATE_FIELD_NUMBER: _ClassVar[int]
     GET_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class Script(_message.Message):
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     ABORT_FIELD_NUMBER: _ClassVar[int]
     FINALIZE_FIELD_NUMBER: _ClassVar[int]
+    PUSH_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
     create: Behavior
     get: Behavior
     delete: Behavior
@@ -50,4 +51,5 @@ class Script(_message.Message):
     handle: Behavior
     abort: Behavior
     finalize: Behavior
-    def __init__(self, create: _Optional[_Union[Behavior, str]] = ..., get: _Optional[_Union[Behavior, str]] = ..., delete: _Optional[_Union[Behavior, str]] = ..., do: _Optional[_Union[Behavior, str]] = ..., polls: _Optional[int] = ..., wait_for_file: _Optional[str] = ..., message: _Optional[str] = ..., echo: _Optional[str] = ..., create_delay_ms: _Optional[int] = ..., output_bytes: _Optional[int] = ..., handle: _Optional[_Union[Behavior, str]] = ..., abort: _Optional[_Union[Behavior, str]] = ..., finalize: _Optional[_Union[Behavior, str]] = ...) -> None: ...
+    push_after_ms: int
+    def __init__(self, create: _Optional[_Union[Behavior, str]] = ..., get: _Optional[_Union[Behavior, str]] = ..., delete: _Optional[_Union[Behavior, str]] = ..., do: _Optional[_Union[Behavior, str]] = ..., polls: _Optional[int] = ..., wait_for_file: _Optional[str] = ..., message: _Optional[str] = ..., echo: _Optional[str] = ..., create_delay_ms: _Optional[int] = ..., output_bytes: _Optional[int] = ..., handle: _Optional[_Union[Behavior, str]] = ..., abort: _Optional[_Union[Behavior, str]] = ..., finalize: _Optional[_Union[Behavior, str]] = ..., push_after_ms: _Optional[int] = ...) -> None: ...

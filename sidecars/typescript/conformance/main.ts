@@ -23,6 +23,7 @@ import {
   type Plugin,
   type PluginContext,
   type PluginState,
+  type ServeHandle,
 } from "@plugin-bridge/kit";
 import { Behavior, ScriptSchema, type Script } from "@plugin-bridge/protocol/pluginbridge/conformance/v1/conformance_pb.js";
 import { ErrorKind } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
@@ -94,6 +95,16 @@ const properties = {
   maxSystemFailures: 2,
 };
 
+/** Set once serve() answers; pushes are scheduled for later, so it is always set by then. */
+let server: ServeHandle | undefined;
+
+/** Script.push_after_ms: a push of PHASE_SUCCESS that much later, as a plugin that learns of the end would send. */
+function schedulePush(ctx: PluginContext<Script>, extra: JsonObject = {}): void {
+  if (ctx.spec.pushAfterMs === 0) return;
+  const execution = { executionId: ctx.executionId, attempt: ctx.attempt };
+  setTimeout(() => server?.push(execution, phaseSuccess(outputs(ctx, { ...extra, pushed: true }))), ctx.spec.pushAfterMs);
+}
+
 function referencePlugin(kind: string | undefined): Plugin {
   switch (kind) {
     case "sync":
@@ -119,6 +130,7 @@ function referencePlugin(kind: string | undefined): Plugin {
         async handle(ctx, state) {
           const handles = handlesSoFar(state) + 1;
           const next = textState(STATE_VERSION, String(handles));
+          if (handles === 1) schedulePush(ctx, { handles });
           if (handles <= ctx.spec.polls) {
             record("handle", ctx);
             return { ...phaseRunning("polling"), state: next };
@@ -151,6 +163,7 @@ function referencePlugin(kind: string | undefined): Plugin {
           await actWithoutPhase(ctx.spec.create, ctx, "Create");
           if (ctx.spec.createDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, ctx.spec.createDelayMs));
           record("create", ctx);
+          schedulePush(ctx);
           return { execution: ctx.executionId, attempt: ctx.attempt };
         },
         async get(ctx) {
@@ -177,5 +190,5 @@ function referencePlugin(kind: string | undefined): Plugin {
   }
 }
 
-const handle = await serve(referencePlugin(process.env.CONFORMANCE_KIND));
-instanceId = handle.instanceId;
+server = await serve(referencePlugin(process.env.CONFORMANCE_KIND));
+instanceId = server.instanceId;

@@ -95,6 +95,27 @@ type createMeta struct {
 	Attempt   uint32 `json:"attempt"`
 }
 
+// schedulePush acts out push_after_ms: a push of PHASE_SUCCESS that much later, with the usual outputs, extra
+// and "pushed": true, as a plugin that learns of the end between polls would send it. A push that fails is
+// only logged: polling stays the fallback.
+func (r *reference) schedulePush(task *kit.Task[script], extra map[string]any) {
+	after := task.Spec.GetPushAfterMs()
+	if after == 0 {
+		return
+	}
+	outputs := map[string]any{"pushed": true}
+	for k, v := range extra {
+		outputs[k] = v
+	}
+	time.AfterFunc(time.Duration(after)*time.Millisecond, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := task.Push(ctx, kit.Success(r.outputs(task, outputs))); err != nil {
+			task.Log.Warn("scheduled push failed", "error", err)
+		}
+	})
+}
+
 func (r *reference) create(ctx context.Context, task *kit.Task[script]) (createMeta, error) {
 	failed, err := act(ctx, task.Spec.GetCreate(), task)
 	if err != nil {
@@ -111,6 +132,7 @@ func (r *reference) create(ctx context.Context, task *kit.Task[script]) (createM
 		}
 	}
 	r.record("create", task)
+	r.schedulePush(task, nil)
 	return createMeta{Execution: task.ExecutionID, Attempt: task.Attempt}, nil
 }
 
@@ -192,6 +214,9 @@ func (r *reference) handle(ctx context.Context, task *kit.Task[script], state *k
 	}
 	count++
 	next := &kit.State{Version: handlesVersion, Data: []byte(strconv.Itoa(count))}
+	if count == 1 {
+		r.schedulePush(task, map[string]any{"handles": count})
+	}
 	if count <= int(task.Spec.GetPolls()) {
 		r.record("handle", task)
 		return kit.Running("polling"), next, nil

@@ -10,6 +10,8 @@
 //   - makes Create, and a core plugin's Finalize, run once per execution id and attempt, across retries,
 //     restarts and instances, through the pb_creates KV bucket;
 //   - announces the instance in the pb_plugins KV bucket once it is SERVING, and heartbeats every 3 s;
+//   - pushes a status between polls when the plugin asks ([Task.Push], [Server.Push]): a PushedStatus on
+//     pb.push.<execution id> that a host applies as the next Get's or Handle's report;
 //   - drains on SIGTERM/SIGINT: refuses new calls, turns NOT_SERVING, announces draining, lets calls in
 //     flight finish (up to 30 s), withdraws the announcement and stops.
 //

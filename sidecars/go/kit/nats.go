@@ -37,9 +37,12 @@ var (
 	}
 )
 
-// errNotConnected is what bucket users see while NATS is down: they answer UNAVAILABLE at once instead of
-// hanging until a deadline.
-var errNotConnected = errors.New("NATS is not connected yet")
+// ErrNotConnected is what bucket users and [Server.Push] see while NATS is down: they fail at once (Create and
+// Finalize answer UNAVAILABLE) instead of hanging until a deadline or buffering for a reconnect.
+var ErrNotConnected = errors.New("NATS is not connected yet")
+
+// publishFlushTimeout bounds publish's wait for the server when the caller's context has no deadline.
+const publishFlushTimeout = 5 * time.Second
 
 // natsLink is a NATS connection that may not exist yet. A sidecar may start before NATS: the connection
 // waits for the first connect and reconnects forever, and buckets open once it is up.
@@ -95,7 +98,7 @@ func connectNATS(url, name string, log *slog.Logger) (*natsLink, error) {
 // existing bucket is opened as it is (its settings are not compared), as the host and other kits do.
 func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if !l.conn.IsConnected() {
-		return nil, errNotConnected
+		return nil, ErrNotConnected
 	}
 	l.mu.Lock()
 	kv := l.buckets[cfg.Bucket]
@@ -117,6 +120,30 @@ func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (je
 	l.buckets[cfg.Bucket] = kv
 	l.mu.Unlock()
 	return kv, nil
+}
+
+// publish sends a plain (core NATS) message, then waits until the server has it, bounded by ctx (or by
+// publishFlushTimeout when ctx has no deadline). It fails at once while NATS is down rather than leaving the
+// message in the reconnect buffer, and after the connection was closed.
+func (l *natsLink) publish(ctx context.Context, subject string, data []byte) error {
+	if l.conn.IsClosed() {
+		return nats.ErrConnectionClosed
+	}
+	if !l.conn.IsConnected() {
+		return ErrNotConnected
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := l.conn.Publish(subject, data); err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishFlushTimeout)
+		defer cancel()
+	}
+	return l.conn.FlushWithContext(ctx)
 }
 
 // close flushes and closes the connection, bounded so a dead server cannot hold up shutdown.

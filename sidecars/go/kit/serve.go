@@ -23,7 +23,7 @@ import (
 const maxMessageBytes = 16 << 20
 
 // Server is a running sidecar, as [Start] returns it. Most plugins call [Serve] instead, which also drains
-// on SIGTERM/SIGINT.
+// on SIGTERM/SIGINT; their methods reach [Server.Push] through [Task.Push].
 type Server struct {
 	endpoint   string
 	instanceID string
@@ -126,7 +126,7 @@ func Start(_ context.Context, plugin Plugin, options ...Option) (*Server, error)
 		grpc.ChainUnaryInterceptor(s.intercept(pluginService)),
 	)
 	pb.RegisterPluginMetadataServiceServer(s.grpc, metadataServer{descriptor: descriptor})
-	r := &registrar{server: s.grpc, store: store, log: log}
+	r := &registrar{server: s.grpc, store: store, log: log, sidecar: s}
 	plugin.register(r)
 	if r.err != nil {
 		s.closeLink()

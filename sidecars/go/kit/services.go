@@ -19,7 +19,9 @@ type registrar struct {
 	// store remembers finished Creates and Finalizes: pb_creates, or the process's memory without NATS.
 	store idempotencyStore
 	log   *slog.Logger
-	err   error
+	// sidecar is the Server the plugin runs in: every Task carries it, for Task.Push.
+	sidecar *Server
+	err     error
 }
 
 // metadataServer answers Describe with the same descriptor every announcement carries.
@@ -38,7 +40,7 @@ func (p *Async[S, M]) register(r *registrar) {
 		return
 	}
 	creates := newIdempotentCalls("create", r.store, r.log)
-	pb.RegisterAsyncPluginServiceServer(r.server, &asyncServer[S, M]{plugin: p, creates: creates, log: r.log})
+	pb.RegisterAsyncPluginServiceServer(r.server, &asyncServer[S, M]{plugin: p, creates: creates, log: r.log, sidecar: r.sidecar})
 }
 
 func (p *Sync[S]) register(r *registrar) {
@@ -46,7 +48,7 @@ func (p *Sync[S]) register(r *registrar) {
 		r.err = fmt.Errorf("plugin %s: Do must be set", p.Name)
 		return
 	}
-	pb.RegisterSyncPluginServiceServer(r.server, &syncServer[S]{plugin: p, log: r.log})
+	pb.RegisterSyncPluginServiceServer(r.server, &syncServer[S]{plugin: p, log: r.log, sidecar: r.sidecar})
 }
 
 func (p *Core[S]) register(r *registrar) {
@@ -55,7 +57,7 @@ func (p *Core[S]) register(r *registrar) {
 		return
 	}
 	finalizes := newIdempotentCalls("finalize", r.store, r.log)
-	pb.RegisterCorePluginServiceServer(r.server, &coreServer[S]{plugin: p, finalizes: finalizes, log: r.log})
+	pb.RegisterCorePluginServiceServer(r.server, &coreServer[S]{plugin: p, finalizes: finalizes, log: r.log, sidecar: r.sidecar})
 }
 
 // asyncServer is AsyncPluginService over an Async plugin, with Create made idempotent.
@@ -64,11 +66,12 @@ type asyncServer[S proto.Message, M any] struct {
 	plugin  *Async[S, M]
 	creates *idempotentCalls
 	log     *slog.Logger
+	sidecar *Server
 }
 
 func (s *asyncServer[S, M]) Create(ctx context.Context, req *pb.CreateRequest) (*pb.CreateResponse, error) {
 	// The task is decoded before the idempotency lookup, so a bad custom fails fast with its field.
-	task, err := newTask[S](req.GetContext(), s.log)
+	task, err := newTask[S](req.GetContext(), s.log, s.sidecar)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +91,7 @@ func (s *asyncServer[S, M]) Create(ctx context.Context, req *pb.CreateRequest) (
 }
 
 func (s *asyncServer[S, M]) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
-	task, err := newTask[S](req.GetContext(), s.log)
+	task, err := newTask[S](req.GetContext(), s.log, s.sidecar)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +111,7 @@ func (s *asyncServer[S, M]) Get(ctx context.Context, req *pb.GetRequest) (*pb.Ge
 }
 
 func (s *asyncServer[S, M]) Delete(ctx context.Context, req *pb.DeleteRequest) (*pb.DeleteResponse, error) {
-	task, err := newTask[S](req.GetContext(), s.log)
+	task, err := newTask[S](req.GetContext(), s.log, s.sidecar)
 	if err != nil {
 		return nil, err
 	}
@@ -126,12 +129,13 @@ func (s *asyncServer[S, M]) Delete(ctx context.Context, req *pb.DeleteRequest) (
 // syncServer is SyncPluginService over a Sync plugin.
 type syncServer[S proto.Message] struct {
 	pb.UnimplementedSyncPluginServiceServer
-	plugin *Sync[S]
-	log    *slog.Logger
+	plugin  *Sync[S]
+	log     *slog.Logger
+	sidecar *Server
 }
 
 func (s *syncServer[S]) Do(ctx context.Context, req *pb.DoRequest) (*pb.DoResponse, error) {
-	task, err := newTask[S](req.GetContext(), s.log)
+	task, err := newTask[S](req.GetContext(), s.log, s.sidecar)
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +160,7 @@ type coreServer[S proto.Message] struct {
 	plugin    *Core[S]
 	finalizes *idempotentCalls
 	log       *slog.Logger
+	sidecar   *Server
 }
 
 // finalizedMarker is what pb_creates holds under an attempt's finalizeKey once its Finalize succeeded:
@@ -163,7 +168,7 @@ type coreServer[S proto.Message] struct {
 var finalizedMarker = []byte("finalized")
 
 func (s *coreServer[S]) Handle(ctx context.Context, req *pb.HandleRequest) (*pb.HandleResponse, error) {
-	task, err := newTask[S](req.GetContext(), s.log)
+	task, err := newTask[S](req.GetContext(), s.log, s.sidecar)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +184,7 @@ func (s *coreServer[S]) Handle(ctx context.Context, req *pb.HandleRequest) (*pb.
 }
 
 func (s *coreServer[S]) Abort(ctx context.Context, req *pb.AbortRequest) (*pb.AbortResponse, error) {
-	task, err := newTask[S](req.GetContext(), s.log)
+	task, err := newTask[S](req.GetContext(), s.log, s.sidecar)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +197,7 @@ func (s *coreServer[S]) Abort(ctx context.Context, req *pb.AbortRequest) (*pb.Ab
 
 func (s *coreServer[S]) Finalize(ctx context.Context, req *pb.FinalizeRequest) (*pb.FinalizeResponse, error) {
 	// As for Create, a bad custom fails before the idempotency lookup.
-	task, err := newTask[S](req.GetContext(), s.log)
+	task, err := newTask[S](req.GetContext(), s.log, s.sidecar)
 	if err != nil {
 		return nil, err
 	}

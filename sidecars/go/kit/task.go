@@ -36,11 +36,14 @@ type Task[S proto.Message] struct {
 	TaskContext *pb.TaskContext
 	// Log writes to stderr, tagged with the plugin, execution and attempt.
 	Log *slog.Logger
+
+	// server is the sidecar that made the call, for Push; nil for a Task made outside the kit.
+	server *Server
 }
 
 // newTask checks the TaskContext of a call and decodes its specification. A TaskContext without an
 // execution id or template is the caller's fault: INVALID_ARGUMENT.
-func newTask[S proto.Message](tc *pb.TaskContext, log *slog.Logger) (*Task[S], error) {
+func newTask[S proto.Message](tc *pb.TaskContext, log *slog.Logger, server *Server) (*Task[S], error) {
 	if tc == nil {
 		return nil, Errorf(codes.InvalidArgument, "context is required")
 	}
@@ -78,6 +81,7 @@ func newTask[S proto.Message](tc *pb.TaskContext, log *slog.Logger) (*Task[S], e
 		Secrets:     secrets,
 		TaskContext: tc,
 		Log:         log.With("execution", executionID, "attempt", attempt),
+		server:      server,
 	}, nil
 }
 

@@ -10,6 +10,7 @@ from .descriptor import file_descriptor_set_for, plugin_descriptor
 from .errors import GrpcStatus, PluginError
 from .keys import kv_key
 from .log import get_logger
+from .nats_link import NatsUnavailable
 from .phases import (
     ErrorKind,
     Phase,
@@ -52,6 +53,7 @@ __all__ = [
     "is_terminal_phase",
     "PluginError",
     "GrpcStatus",
+    "NatsUnavailable",
     "serve",
     "start",
     "ServeOptions",

@@ -20,7 +20,7 @@ from pluginbridge.v1 import task_pb2
 
 from .errors import PluginError
 from .log import KitLogger
-from .plugin import PluginContext
+from .plugin import PluginContext, PushFn
 
 M = TypeVar("M", bound=Message)
 
@@ -101,8 +101,10 @@ def build_context(
     deadline: Optional[float],
     log: KitLogger,
     instance_id: str,
+    push: Optional[PushFn] = None,
 ) -> PluginContext[M]:
-    """The PluginContext of one call. The TaskContext must carry an execution id and a template."""
+    """The PluginContext of one call. The TaskContext must carry an execution id and a template; ``push`` is
+    the sidecar's push, which ``ctx.push`` calls with the call's execution id and attempt."""
     if task_context is None or not has_context:
         raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "context is required")
     execution_id = task_context.execution_id.id
@@ -126,4 +128,5 @@ def build_context(
         task_context=task_context,
         log=log,
         instance_id=instance_id,
+        _push=push,
     )

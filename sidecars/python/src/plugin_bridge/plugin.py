@@ -124,10 +124,21 @@ class PluginContext(Generic[SpecT]):
     log: KitLogger
     #: This sidecar instance's id (as announced).
     instance_id: str = ""
+    #: The sidecar's push (:meth:`plugin_bridge.Sidecar.push`); set by the kit, None in a context built by hand.
+    _push: Optional["PushFn"] = field(default=None, repr=False, compare=False)
 
     def time_remaining(self) -> Optional[float]:
         """Seconds until the deadline (never negative), or None without one."""
         return None if self.deadline is None else max(0.0, self.deadline - time.time())
+
+    async def push(self, result: PhaseResult) -> None:
+        """Tells the hosts of a phase change of this call's execution and attempt now, between polls: the host
+        applies ``result`` as it would the next Get's or Handle's report. Usable after the call has returned
+        (keep the context, as a task that watches the remote work would); must run on the sidecar's event loop.
+        Raises as :meth:`plugin_bridge.Sidecar.push` does (no NATS, NATS not connected, a bad result)."""
+        if self._push is None:
+            raise RuntimeError("push needs a context the kit built for a call")
+        await self._push(self.execution_id, self.attempt, result)
 
 
 Awaitable_ = Union[Awaitable[Any], Any]
@@ -138,6 +149,8 @@ DoFn = Callable[[PluginContext[Any]], Any]
 HandleFn = Callable[[PluginContext[Any], Optional[PluginState]], Any]
 AbortFn = Callable[[PluginContext[Any], Optional[PluginState], str], Any]
 FinalizeFn = Callable[[PluginContext[Any], Optional[PluginState]], Any]
+#: The sidecar's push: ``(execution_id, attempt, result)``.
+PushFn = Callable[[str, int, PhaseResult], Awaitable[None]]
 
 
 def _seconds(value: Optional[Seconds], what: str, plugin: str) -> None:

@@ -19,7 +19,7 @@ from .idempotency import FINALIZED, IdempotentCalls, create_key, finalize_key
 from .log import KitLogger
 from .meta import decode_resource_meta, encode_resource_meta
 from .phases import PhaseResult, is_terminal_phase
-from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, SyncPlugin, call_method
+from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, PushFn, SyncPlugin, call_method
 from .state import HandleResult, PluginState, state_message, state_of
 
 METADATA_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["PluginMetadataService"]
@@ -41,16 +41,19 @@ def _plain_json(value: Optional[Mapping[str, Any]], what: str) -> Optional[Dict[
     return plain
 
 
-def _phase_response(result: Any, method: str) -> tuple[task_pb2.PhaseInfo, Optional[struct_pb2.Struct]]:
-    """Checks and completes what a plugin returned from Get, Do or Handle."""
+def phase_response(
+    result: Any, method: str, verb: str = "returned"
+) -> tuple[task_pb2.PhaseInfo, Optional[struct_pb2.Struct]]:
+    """Checks and completes what a plugin returned from Get, Do or Handle (or gave to a push: ``verb``
+    "was given")."""
     if not isinstance(result, PhaseResult) or not isinstance(result.phase_info, task_pb2.PhaseInfo):
         raise PluginError(
-            grpc.StatusCode.INTERNAL, f"{method} returned no PhaseResult; return phase_success(), phase_running() ..."
+            grpc.StatusCode.INTERNAL, f"{method} {verb} no PhaseResult; use phase_success(), phase_running() ..."
         )
     info = task_pb2.PhaseInfo()
     info.CopyFrom(result.phase_info)
     if info.phase == task_pb2.PHASE_UNSPECIFIED:
-        raise PluginError(grpc.StatusCode.INTERNAL, f"{method} returned PHASE_UNSPECIFIED")
+        raise PluginError(grpc.StatusCode.INTERNAL, f"{method} {verb} PHASE_UNSPECIFIED")
     if not info.HasField("occurred_at"):
         now = timestamp_pb2.Timestamp()
         now.GetCurrentTime()
@@ -73,10 +76,11 @@ def metadata_handler(descriptor: plugin_pb2.PluginDescriptor, log: KitLogger) ->
 
 
 class _Contexts:
-    def __init__(self, plugin: Plugin, log: KitLogger, instance_id: str) -> None:
+    def __init__(self, plugin: Plugin, log: KitLogger, instance_id: str, push: Optional[PushFn]) -> None:
         self._plugin = plugin
         self._log = log
         self._instance_id = instance_id
+        self._push = push
 
     def __call__(self, request: Any, info: CallInfo) -> PluginContext[Any]:
         return build_context(
@@ -87,6 +91,7 @@ class _Contexts:
             info.deadline,
             self._log,
             self._instance_id,
+            self._push,
         )
 
 
@@ -96,9 +101,10 @@ def async_handler(
     log: KitLogger,
     gate: CallGate,
     instance_id: str,
+    push: Optional[PushFn] = None,
 ) -> grpc.GenericRpcHandler:
     """AsyncPluginService over an async plugin, with Create made idempotent by ``creates``."""
-    context = _Contexts(plugin, log, instance_id)
+    context = _Contexts(plugin, log, instance_id, push)
     encoding = plugin.resource_meta
     assert plugin.create and plugin.get and plugin.delete
 
@@ -118,7 +124,7 @@ def async_handler(
     async def get(request: plugin_pb2.GetRequest, info: CallInfo) -> plugin_pb2.GetResponse:
         ctx = context(request, info)
         meta = decode_resource_meta(encoding, request.resource_meta)
-        phase_info, outputs = _phase_response(await call_method(plugin.get, ctx, meta), "get")  # type: ignore[arg-type]
+        phase_info, outputs = phase_response(await call_method(plugin.get, ctx, meta), "get")  # type: ignore[arg-type]
         return plugin_pb2.GetResponse(phase_info=phase_info, outputs=outputs)
 
     async def delete(request: plugin_pb2.DeleteRequest, info: CallInfo) -> plugin_pb2.DeleteResponse:
@@ -131,14 +137,16 @@ def async_handler(
     return service_handler(ASYNC_SERVICE, {"Create": create, "Get": get, "Delete": delete}, gate, log)
 
 
-def sync_handler(plugin: SyncPlugin, log: KitLogger, gate: CallGate, instance_id: str) -> grpc.GenericRpcHandler:
+def sync_handler(
+    plugin: SyncPlugin, log: KitLogger, gate: CallGate, instance_id: str, push: Optional[PushFn] = None
+) -> grpc.GenericRpcHandler:
     """SyncPluginService over a sync plugin."""
-    context = _Contexts(plugin, log, instance_id)
+    context = _Contexts(plugin, log, instance_id, push)
     assert plugin.do
 
     async def do(request: plugin_pb2.DoRequest, info: CallInfo) -> plugin_pb2.DoResponse:
         ctx = context(request, info)
-        phase_info, outputs = _phase_response(await call_method(plugin.do, ctx), "do")  # type: ignore[arg-type]
+        phase_info, outputs = phase_response(await call_method(plugin.do, ctx), "do")  # type: ignore[arg-type]
         # DoResponse carries the end of the task: a non-terminal phase would leave the host nothing to poll.
         if not is_terminal_phase(phase_info.phase):
             raise PluginError(
@@ -152,7 +160,7 @@ def sync_handler(plugin: SyncPlugin, log: KitLogger, gate: CallGate, instance_id
 
 
 def _handle_result(result: Any) -> tuple[Any, Optional[PluginState]]:
-    """Splits what ``handle`` returned into its phase (checked by _phase_response) and its new state."""
+    """Splits what ``handle`` returned into its phase (checked by phase_response) and its new state."""
     if isinstance(result, PhaseResult):
         return result, None
     if not isinstance(result, HandleResult):
@@ -171,16 +179,17 @@ def core_handler(
     log: KitLogger,
     gate: CallGate,
     instance_id: str,
+    push: Optional[PushFn] = None,
 ) -> grpc.GenericRpcHandler:
     """CorePluginService over a core plugin, with Finalize made to run once per attempt by ``finalizes``."""
-    context = _Contexts(plugin, log, instance_id)
+    context = _Contexts(plugin, log, instance_id, push)
     assert plugin.handle and plugin.abort and plugin.finalize
 
     async def handle(request: plugin_pb2.HandleRequest, info: CallInfo) -> plugin_pb2.HandleResponse:
         ctx = context(request, info)
         result = await call_method(plugin.handle, ctx, state_of(request))  # type: ignore[arg-type]
         phase, state = _handle_result(result)
-        phase_info, outputs = _phase_response(phase, "handle")
+        phase_info, outputs = phase_response(phase, "handle")
         return plugin_pb2.HandleResponse(
             phase_info=phase_info,
             state=state_message(state) if state is not None else None,

@@ -4,6 +4,8 @@ Binds the gRPC server (grpcio's asyncio server), turns health SERVING, then anno
 heartbeating. On SIGTERM/SIGINT it drains: refuses new plugin calls with UNAVAILABLE "draining", turns
 NOT_SERVING, announces draining, lets calls in flight finish (bounded), withdraws its announcement, shuts down and
 returns, so the process exits 0. A second signal stops at once (exit 1).
+
+While it runs, :meth:`Sidecar.push` (and ``ctx.push`` in a plugin method) publishes a status between polls.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Callable, Optional, Union
 import grpc
 from google.protobuf import timestamp_pb2
 
+from pluginbridge.v1 import coordination_pb2
+
 from .announce import HEARTBEAT_INTERVAL_SECONDS, Announcer
 from .descriptor import plugin_descriptor
 from .endpoint import bind_address, default_endpoint, dial_address, parse_endpoint, remove_stale_socket
@@ -29,6 +33,7 @@ from .idempotency import IdempotencyStore, IdempotentCalls, KvIdempotencyStore, 
 from .keys import kv_key
 from .log import get_logger
 from .nats_link import CREATES_BUCKET_CONFIG, PLUGINS_BUCKET_CONFIG, NatsLink, nats_url_from_env
+from .phases import PhaseResult
 from .plugin import AsyncPlugin, CorePlugin, Plugin
 from .plugin_services import (
     ASYNC_SERVICE,
@@ -38,6 +43,7 @@ from .plugin_services import (
     async_handler,
     core_handler,
     metadata_handler,
+    phase_response,
     sync_handler,
 )
 
@@ -46,6 +52,10 @@ DEFAULT_DRAIN_TIMEOUT_SECONDS = 30.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+#: An execution id is a NATS subject token in ``pb.push.<execution id>``, as the host builds them.
+_EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+#: Where a push goes; one host of the queue group takes it.
+PUSH_SUBJECT_PREFIX = "pb.push."
 
 
 @dataclass
@@ -87,6 +97,37 @@ class Sidecar:
         self.announced = asyncio.Event()
         self._shutdown: Optional[Callable[[bool], "asyncio.Future[None]"]] = None
         self._stopped = asyncio.Event()
+        self._nats: Optional[NatsLink] = None
+
+    async def push(self, execution_id: str, attempt: int, result: PhaseResult) -> None:
+        """Tells the hosts of a phase change now, between polls (an async plugin's remote work, a core plugin's
+        attempt): publishes a ``PushedStatus`` on ``pb.push.<execution_id>``, which one host applies as it would
+        the next Get's or Handle's report. Polling stays the fallback, so a push that is lost only waits for the
+        next resync; a host drops a push for another attempt, or for an execution that has ended.
+
+        ``result`` is checked as a Get's answer is (``PluginError`` INTERNAL for no PhaseResult,
+        PHASE_UNSPECIFIED or outputs that are not a JSON object). Raises RuntimeError without NATS, ValueError for
+        an execution id that is not letters, digits, '-' and '_' or an attempt below 1, and
+        :class:`NatsUnavailable` while NATS is not connected (or after the sidecar stopped). Must run on the
+        sidecar's event loop (from another thread: ``asyncio.run_coroutine_threadsafe``).
+        """
+        nats = self._nats
+        if nats is None:
+            raise RuntimeError("push needs NATS; this sidecar runs without it")
+        # The execution id is a NATS subject token, as the host builds it; anything else cannot be an execution of it.
+        if not isinstance(execution_id, str) or not _EXECUTION_ID.match(execution_id):
+            raise ValueError(f"execution id {execution_id!r} is not one a host gives")
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= 2**32 - 1:
+            raise ValueError(f"attempt {attempt!r} is not one a host gives (a whole number from 1)")
+        phase_info, outputs = phase_response(result, "push", "was given")
+        status = coordination_pb2.PushedStatus(
+            execution_id=execution_id,
+            attempt=attempt,
+            instance_id=self.instance_id,
+            phase_info=phase_info,
+            outputs=outputs,
+        )
+        await nats.publish(PUSH_SUBJECT_PREFIX + execution_id, status.SerializeToString())
 
     async def drain(self) -> None:
         """Graceful: stops taking calls, waits for calls in flight (bounded), withdraws, shuts down."""
@@ -153,6 +194,7 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
     store: IdempotencyStore
     if isinstance(nats_url, str):
         nats = NatsLink(nats_url, instance_id, log)
+        sidecar._nats = nats
         link = nats
         store = KvIdempotencyStore(lambda: link.bucket(CREATES_BUCKET_CONFIG))
     else:
@@ -168,12 +210,12 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
     server.add_generic_rpc_handlers((metadata_handler(descriptor, log),))
     if isinstance(plugin, AsyncPlugin):
         creates = IdempotentCalls(store, log, "Create")
-        server.add_generic_rpc_handlers((async_handler(plugin, creates, log, gate, instance_id),))
+        server.add_generic_rpc_handlers((async_handler(plugin, creates, log, gate, instance_id, sidecar.push),))
     elif isinstance(plugin, CorePlugin):
         finalizes = IdempotentCalls(store, log, "Finalize")
-        server.add_generic_rpc_handlers((core_handler(plugin, finalizes, log, gate, instance_id),))
+        server.add_generic_rpc_handlers((core_handler(plugin, finalizes, log, gate, instance_id, sidecar.push),))
     else:
-        server.add_generic_rpc_handlers((sync_handler(plugin, log, gate, instance_id),))
+        server.add_generic_rpc_handlers((sync_handler(plugin, log, gate, instance_id, sidecar.push),))
     health.add_to(server)
 
     if endpoint.kind == "unix":

@@ -1,6 +1,8 @@
 """The Python kit's conformance reference plugin: acts out the task's ``pluginbridge.conformance.v1.Script``
 exactly as the comment of ``proto/pluginbridge/conformance/v1/conformance.proto`` specifies (and as
 ``sidecars/typescript/conformance/main.ts`` does), so one suite can hold every kit to the same behaviour.
+With ``push_after_ms`` > 0, async Create and the attempt's first core Handle schedule a push (``ctx.push``) of
+PHASE_SUCCESS that many milliseconds later.
 
 Runs as the async plugin ``conformance-python`` or, with ``CONFORMANCE_KIND=sync``, as ``conformance-sync-python``,
 or with ``CONFORMANCE_KIND=core`` as ``conformance-core-python`` (task types of the same names, version 1). Every
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Set
 
 import grpc
 
@@ -55,6 +57,29 @@ def _outputs(ctx: PluginContext[Script], extra: Optional[Mapping[str, Any]] = No
     if ctx.spec.output_bytes > 0:
         result["payload"] = "x" * ctx.spec.output_bytes
     return result
+
+
+#: Pushes waiting for their time: held here, since the event loop keeps only weak references to tasks.
+_scheduled: "Set[asyncio.Task[None]]" = set()
+
+
+def _schedule_push(ctx: PluginContext[Script], extra: Optional[Mapping[str, Any]] = None) -> None:
+    """Script.push_after_ms: a push of PHASE_SUCCESS that much later, with the usual outputs plus "pushed": true,
+    as a plugin that learns of the end between polls would send it."""
+    delay_ms = ctx.spec.push_after_ms
+    if delay_ms <= 0:
+        return
+
+    async def push_later() -> None:
+        await asyncio.sleep(delay_ms / 1000)
+        try:
+            await ctx.push(phase_success(_outputs(ctx, {**(extra or {}), "pushed": True})))
+        except Exception as error:  # noqa: BLE001 - a lost push only waits for the next poll
+            ctx.log.warning("push failed", execution=ctx.execution_id, attempt=ctx.attempt, error=str(error))
+
+    task = asyncio.ensure_future(push_later())
+    _scheduled.add(task)
+    task.add_done_callback(_scheduled.discard)
 
 
 async def act(behavior: int, ctx: PluginContext[Script]) -> Optional[PhaseResult]:
@@ -115,6 +140,8 @@ def _core_plugin() -> CorePlugin:
     async def handle(ctx: PluginContext[Script], state: Optional[PluginState]) -> HandleResult:
         handles = _handles_so_far(state) + 1
         counted = PluginState.of_text(str(handles), STATE_VERSION)
+        if handles == 1:
+            _schedule_push(ctx, {"handles": handles})
         if handles <= ctx.spec.polls:
             _audit("handle", ctx)
             return HandleResult(phase_running("polling"), counted)
@@ -176,6 +203,7 @@ def build_plugin(kind: Optional[str] = None) -> Plugin:
         if ctx.spec.create_delay_ms > 0:
             await asyncio.sleep(ctx.spec.create_delay_ms / 1000)
         _audit("create", ctx)
+        _schedule_push(ctx)
         return {"execution": ctx.execution_id, "attempt": ctx.attempt}
 
     async def get(ctx: PluginContext[Script], _meta: Any) -> PhaseResult:

@@ -124,6 +124,21 @@ describe.each(KITS)("the $language kit", (kit) => {
     expect(audit(id)).toEqual(["do"]);
   });
 
+  describe("pushed status", () => {
+    // 1,000 polls at 200 ms would take 200 s: only the push can end these within the test's time.
+    it("a push from an async plugin ends the execution before polling would", async () => {
+      const { events } = await run(asyncType, { polls: 1000, pushAfterMs: 300, echo: "pushed" });
+      expect(last(events).phaseInfo?.phase).toBe(Phase.SUCCESS);
+      expect(last(events).outputs).toMatchObject({ language: kit.language, echo: "pushed", pushed: true });
+    });
+
+    it("a push from a core plugin ends the attempt through Finalize", async () => {
+      const { id, events } = await run(coreType, { polls: 1000, pushAfterMs: 300 });
+      expect(last(events).outputs).toMatchObject({ language: kit.language, pushed: true, handles: 1 });
+      expect(audit(id).filter((call) => call === "finalize")).toEqual(["finalize"]);
+    });
+  });
+
   describe("core plugins", () => {
     it("describe as CORE", async () => {
       const [core] = await instances(coreType);

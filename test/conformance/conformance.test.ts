@@ -1,21 +1,22 @@
 // One conformance suite for every kit: the host drives each kit's reference plugin (a real process in the kit's
 // own language) through describe, create/get/delete, do, core plugins (Handle with state, Abort, Finalize), plugin errors, deadlines, idempotent create, drain, a
 // bad specification, payloads near the size limit and non-ASCII text. Every kit must pass every case.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { status } from "@grpc/grpc-js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AsyncPluginService, CorePluginService, PluginKind, type PluginInstance } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import { ErrorKind, Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
-import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
-import type { JsonObject } from "@bufbuild/protobuf";
+import { TaskEventSchema, type TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { toJson, type JsonObject } from "@bufbuild/protobuf";
 import { PluginCallError, PluginClients } from "../../src/registry/plugin-client.js";
 import { eventually, registryClient, taskClient } from "../helpers/clients.js";
 import { startHost, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 import { KITS } from "./kits.js";
 
 const MiB = 1024 * 1024;
+const SECRET = `conformance-${Date.now()}-secret`;
 
 describe.each(KITS)("the $language kit", (kit) => {
   const asyncType = `conformance-${kit.language}`;
@@ -44,7 +45,8 @@ describe.each(KITS)("the $language kit", (kit) => {
     return plugins.find((plugin) => plugin.name === name)?.instances ?? [];
   };
   const instance = (name: string, id: string): Promise<PluginInstance> =>
-    eventually(`${id} to be routed`, async () => (await instances(name)).find((i) => i.instanceId === id && !i.draining), 300, 100);
+    // Generous: a loaded 2-core machine starting four sidecars at once (three through tsx) can take a while.
+    eventually(`${id} to be routed`, async () => (await instances(name)).find((i) => i.instanceId === id && !i.draining), 900, 100);
 
   const audit = (executionId: string): string[] =>
     existsSync(auditFile)
@@ -57,11 +59,15 @@ describe.each(KITS)("the $language kit", (kit) => {
       ? readFileSync(auditFile, "utf8").split("\n").map((line) => line.split(" ")).filter((fields) => fields[1] === executionId).map((fields) => `${fields[0]} ${fields[2]}`)
       : [];
 
-  const run = async (type: string, custom: JsonObject, extra: { retries?: number } = {}): Promise<{ id: string; events: TaskEvent[] }> => {
+  const run = async (
+    type: string,
+    custom: JsonObject,
+    extra: { retries?: number; secrets?: Array<{ group: string; key: string }> } = {},
+  ): Promise<{ id: string; events: TaskEvent[] }> => {
     const client = taskClient(host.url);
     const events: TaskEvent[] = [];
     for await (const { event } of client.executeTask({
-      template: { type, typeVersion: 1, custom, metadata: { retries: extra.retries ?? 0 } },
+      template: { type, typeVersion: 1, custom, metadata: { retries: extra.retries ?? 0 }, secrets: extra.secrets ?? [] },
     })) {
       if (event) events.push(event);
     }
@@ -72,7 +78,13 @@ describe.each(KITS)("the $language kit", (kit) => {
   beforeAll(async () => {
     await kit.prepare();
     nats = await startTestNats();
-    host = await startHost(nats.url);
+    // One secret, from a file, that every kind of this kit's reference plugin may have.
+    mkdirSync(path.join(work, "secrets", "vault"), { recursive: true });
+    writeFileSync(path.join(work, "secrets", "vault", "token"), SECRET);
+    host = await startHost(nats.url, {
+      "secrets-dir": path.join(work, "secrets"),
+      "secret-access": [asyncType, syncType, coreType].map((name) => `${name}=vault/token`).join(";"),
+    });
     start(`${kit.language}-async-1`);
     start(`${kit.language}-sync-1`, { CONFORMANCE_KIND: "sync" });
     start(`${kit.language}-core-1`, { CONFORMANCE_KIND: "core" });
@@ -122,6 +134,17 @@ describe.each(KITS)("the $language kit", (kit) => {
     expect(events.map((e) => e.phaseInfo?.phase)).toEqual([Phase.QUEUED, Phase.SUCCESS]);
     expect(last(events).outputs).toMatchObject({ language: kit.language, echo: "sync" });
     expect(audit(id)).toEqual(["do"]);
+  });
+
+  it("receives the secrets its template names, in every kind, and no value comes back", async () => {
+    const secrets = [{ group: "vault", key: "token" }];
+    for (const type of [asyncType, syncType, coreType]) {
+      const { events } = await run(type, {}, { secrets });
+      expect(last(events).phaseInfo?.phase).toBe(Phase.SUCCESS);
+      expect(last(events).outputs?.secrets).toEqual({ "vault/token": SECRET.length });
+      expect(JSON.stringify(events.map((event) => toJson(TaskEventSchema, event)))).not.toContain(SECRET);
+    }
+    expect(last((await run(asyncType, {})).events).outputs?.secrets).toBeUndefined();
   });
 
   describe("pushed status", () => {

@@ -60,6 +60,14 @@ func (r *reference) outputs(task *kit.Task[script], extra map[string]any) map[st
 	if n := task.Spec.GetOutputBytes(); n > 0 {
 		out["payload"] = strings.Repeat("x", int(n))
 	}
+	// Which secrets arrived, and how long each is: proof of delivery without the values.
+	if len(task.Secrets) > 0 {
+		lengths := make(map[string]any, len(task.Secrets))
+		for name, value := range task.Secrets {
+			lengths[name] = len(value)
+		}
+		out["secrets"] = lengths
+	}
 	return out
 }
 

@@ -40,6 +40,9 @@ function record(call: string, ctx: PluginContext<Script>): void {
 function outputs(ctx: PluginContext<Script>, extra: JsonObject = {}): JsonObject {
   const result: JsonObject = { language: LANGUAGE, instance: instanceId, echo: ctx.spec.echo, ...extra };
   if (ctx.spec.outputBytes > 0) result.payload = "x".repeat(ctx.spec.outputBytes);
+  // Which secrets arrived, and how long each is: proof of delivery without the values.
+  const secrets = Object.entries(ctx.secrets);
+  if (secrets.length > 0) result.secrets = Object.fromEntries(secrets.map(([name, value]) => [name, value.length]));
   return result;
 }
 

@@ -56,6 +56,9 @@ def _outputs(ctx: PluginContext[Script], extra: Optional[Mapping[str, Any]] = No
     result.update(extra or {})
     if ctx.spec.output_bytes > 0:
         result["payload"] = "x" * ctx.spec.output_bytes
+    # Which secrets arrived, and how long each is: proof of delivery without the values.
+    if ctx.secrets:
+        result["secrets"] = {name: len(value) for name, value in ctx.secrets.items()}
     return result
 
 

@@ -101,8 +101,8 @@ func (Behavior) EnumDescriptor() ([]byte, []int) {
 // <instance id>", where call is create, get, delete, do, handle, abort or finalize, written once the call has done
 // its work (a Create and a Finalize once per execution and attempt, however often retried).
 // Success outputs are {"language": L, "instance": <instance id>, "echo": <echo>, "gets": <Gets of this attempt,
-// async only>, "handles": <Handles of this attempt, core only>} and, when output_bytes > 0, "payload":
-// output_bytes times "x".
+// async only>, "handles": <Handles of this attempt, core only>}, when output_bytes > 0, "payload": output_bytes
+// times "x", and, when the call received secrets, "secrets": {"<group>/<key>": <length of the value>} (never values).
 //
 // Core: the plugin state counts the attempt's Handles: version 1, data the count as decimal ASCII ("3"). Each
 // Handle reads the count from the state it gets (0 without one), adds one, and answers with the new state: RUNNING

@@ -4,8 +4,10 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, DEFAULT_CONFIG, envName, flagName, loadConfig } from "./config.js";
 
+const folder = mkdtempSync(path.join(tmpdir(), "pb-config-"));
+let files = 0;
 const file = (content: string): string => {
-  const name = path.join(mkdtempSync(path.join(tmpdir(), "pb-config-")), "config.json");
+  const name = path.join(folder, `config-${files++}.yaml`);
   writeFileSync(name, content);
   return name;
 };
@@ -16,22 +18,88 @@ describe("loadConfig", () => {
     expect(flagName("readMaxBytes")).toBe("read-max-bytes");
   });
 
-  it("takes defaults, then the file, then the environment, then flags", () => {
+  it("takes defaults, then the YAML file, then the environment, then flags", () => {
     const config = loadConfig(
       { listenPort: "9003" },
       { PLUGIN_BRIDGE_LISTEN_PORT: "9002", PLUGIN_BRIDGE_CONCURRENCY: "8" },
-      file(JSON.stringify({ listenPort: 9001, natsUrl: "nats://a:4222", concurrency: 4 })),
+      file(`
+nats:
+  url: nats://a:4222
+listen:
+  port: 9001
+engine:
+  concurrency: 4
+  ackWaitMs: 7000
+secrets:
+  dir: secrets
+  envPrefix: PB_SECRET_
+  access:
+    - sql=db/password,db/user
+    - "*=shared/ca"
+`),
     );
-    expect(config).toMatchObject({ listenPort: 9003, concurrency: 8, natsUrl: "nats://a:4222", ackWaitMs: DEFAULT_CONFIG.ackWaitMs });
+    expect(config).toMatchObject({
+      listenPort: 9003,
+      concurrency: 8,
+      ackWaitMs: 7000,
+      natsUrl: "nats://a:4222",
+      readMaxBytes: DEFAULT_CONFIG.readMaxBytes,
+      secretsDir: path.join(folder, "secrets"),
+      secretsEnvPrefix: "PB_SECRET_",
+      secretAccess: "sql=db/password,db/user;*=shared/ca",
+      sidecars: [],
+    });
   });
 
-  it("refuses unknown settings, wrong types and unusable values, naming them", () => {
-    expect(() => loadConfig({}, {}, file('{"listenPortt": 1}'))).toThrow(/unknown setting\(s\) listenPortt/);
-    expect(() => loadConfig({}, {}, file("[1]"))).toThrow(ConfigError);
-    expect(() => loadConfig({}, {}, file("{not json"))).toThrow(ConfigError);
+  it("reads sidecars with their defaults, paths resolved against the file's folder", () => {
+    const config = loadConfig({}, {}, file(`
+sidecars:
+  - name: sql
+    command: python
+    args: [-m, plugin_bridge.examples.sql]
+    env: { SQL_DIR: /var/sql }
+    workingDir: plugins/sql
+    replicas: 2
+    transport: tcp
+  - name: batch
+    command: ./batch
+`));
+    expect(config.sidecars).toEqual([
+      {
+        name: "sql", command: "python", args: ["-m", "plugin_bridge.examples.sql"], env: { SQL_DIR: "/var/sql" },
+        workingDir: path.join(folder, "plugins", "sql"), replicas: 2, transport: "tcp", startTimeoutMs: 30_000,
+      },
+      { name: "batch", command: "./batch", args: [], env: {}, workingDir: folder, replicas: 1, transport: "socket", startTimeoutMs: 30_000 },
+    ]);
+  });
+
+  it("refuses a wrong key or value in the file with its path, and starts nothing", () => {
+    const refused = (yaml: string): string => {
+      try {
+        loadConfig({}, {}, file(yaml));
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    expect(refused("listen:\n  portt: 1\n")).toMatch(/listen: unknown key\(s\) portt/);
+    expect(refused("nats: {url: 5}\n")).toMatch(/nats\.url: /);
+    expect(refused("sidecars:\n  - name: a\n    command: x\n  - name: b\n    command: y\n    replicas: 0\n")).toMatch(/sidecars\[1\]\.replicas: /);
+    expect(refused("sidecars:\n  - name: bad name\n    command: x\n")).toMatch(/sidecars\[0\]\.name: must be 1-64 letters/);
+    expect(refused("sidecars:\n  - name: a\n    command: x\n  - name: a\n    command: y\n")).toMatch(/sidecars\[1\]\.name: "a" is used twice/);
+    expect(refused("sidecars:\n  - name: a\n    command: x\n    transport: pigeon\n")).toMatch(/sidecars\[0\]\.transport: /);
+    expect(refused("secrets:\n  access: [\"sql\"]\n")).toMatch(/secretAccess: rule 1/);
+    expect(refused("engine: {concurrency: 1.5}\n")).toMatch(/engine\.concurrency: /);
+    expect(refused("a: 1\na: 2\n")).toMatch(/not YAML/);
+    expect(refused("- 1\n")).toMatch(/\(top level\)/);
+  });
+
+  it("refuses wrong values from the environment and the command line, naming them", () => {
     expect(() => loadConfig({ concurrency: "many" }, {})).toThrow(/command line: concurrency must be a whole number/);
     expect(() => loadConfig({}, { PLUGIN_BRIDGE_READ_MAX_BYTES: "-1" })).toThrow(/environment: readMaxBytes/);
     expect(() => loadConfig({ listenPort: "70000" }, {})).toThrow(/not a port/);
     expect(() => loadConfig({ orphanGraceMs: "1000" }, {})).toThrow(/duplicate window/);
+    expect(() => loadConfig({}, {}, path.join(folder, "missing.yaml"))).toThrow(/config file .*missing\.yaml: ENOENT/);
   });
 });

@@ -1,12 +1,14 @@
-// The host's settings and where they come from: defaults, then a JSON config file, then environment variables,
-// then command-line flags, each overriding the one before. Every default is written down here, where it is set.
-import { readFileSync } from "node:fs";
+// The host's settings and where they come from: defaults, then the YAML config file (config-file.ts, which also
+// lists the sidecars to supervise), then environment variables, then command-line flags, each overriding the one
+// before. Every default is written down here, where it is set.
 import path from "node:path";
 import { DEFAULT_READ_MAX_BYTES, DEFAULT_SHUTDOWN_GRACE_MS } from "./api/limits.js";
 import { WORK_DUPLICATE_WINDOW_MS } from "./coordination/layout.js";
 import { SecretAccess, SecretAccessError } from "./machinery/secret-access.js";
+import { ConfigFileError, readConfigFile, type SidecarSpec } from "./config-file.js";
 
-export interface HostConfig {
+/** The scalar settings: each has a file key, an environment variable and a flag. */
+export interface Settings {
   /** NATS to use. Empty: start a nats-server child with JetStream in `dataDir` (one-machine mode). */
   natsUrl: string;
   /** The embedded nats-server's client port (only without natsUrl). */
@@ -44,7 +46,12 @@ export interface HostConfig {
   shutdownGraceMs: number;
 }
 
-export const DEFAULT_CONFIG: HostConfig = {
+export interface HostConfig extends Settings {
+  /** The sidecars the host starts and keeps alive; only from the config file. */
+  sidecars: SidecarSpec[];
+}
+
+export const DEFAULT_CONFIG: Settings = {
   natsUrl: "",
   embeddedNatsPort: 4222,
   dataDir: path.resolve(".data", "plugin-bridge"),
@@ -70,7 +77,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Key = keyof HostConfig;
+type Key = keyof Settings;
 const KEYS = Object.keys(DEFAULT_CONFIG) as Key[];
 
 /** Environment variable of each setting: PLUGIN_BRIDGE_ + the name in upper snake case. */
@@ -89,21 +96,6 @@ function coerce(key: Key, value: unknown, source: string): string | number {
   return value;
 }
 
-function readConfigFile(file: string): Partial<Record<Key, unknown>> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new ConfigError(`config file ${file}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError(`config file ${file}: must hold a JSON object`);
-  }
-  const unknown = Object.keys(parsed).filter((key) => !KEYS.includes(key as Key));
-  if (unknown.length > 0) throw new ConfigError(`config file ${file}: unknown setting(s) ${unknown.join(", ")}; known: ${KEYS.join(", ")}`);
-  return parsed as Partial<Record<Key, unknown>>;
-}
-
 /** Merges the sources. `flags` holds the command line's values by setting name, `configFile` its --config. */
 export function loadConfig(
   flags: Partial<Record<Key, string>>,
@@ -112,13 +104,23 @@ export function loadConfig(
 ): HostConfig {
   const config: Record<string, string | number> = { ...DEFAULT_CONFIG };
   const layers: Array<[string, Partial<Record<Key, unknown>>]> = [];
-  if (configFile) layers.push([`config file ${configFile}`, readConfigFile(configFile)]);
+  let sidecars: SidecarSpec[] = [];
+  if (configFile) {
+    try {
+      const file = readConfigFile(configFile);
+      layers.push([`config file ${configFile}`, file.settings]);
+      sidecars = file.sidecars;
+    } catch (error) {
+      if (error instanceof ConfigFileError) throw new ConfigError(error.message);
+      throw error;
+    }
+  }
   layers.push(["environment", Object.fromEntries(KEYS.filter((key) => env[envName(key)] !== undefined).map((key) => [key, env[envName(key)]]))]);
   layers.push(["command line", flags]);
   for (const [source, values] of layers) {
     for (const key of KEYS) if (values[key] !== undefined) config[key] = coerce(key, values[key], source);
   }
-  const result = config as unknown as HostConfig;
+  const result = { ...(config as unknown as Settings), sidecars } satisfies HostConfig;
   if (result.listenPort > 65535) throw new ConfigError(`listenPort ${result.listenPort} is not a port`);
   if (result.readMaxBytes < 1024) throw new ConfigError(`readMaxBytes must be at least 1024`);
   if (result.concurrency < 1) throw new ConfigError(`concurrency must be at least 1`);

@@ -1,10 +1,10 @@
 // `plugin-bridge serve`: runs a host until SIGTERM or SIGINT, then stops it gracefully.
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG, envName, flagName, loadConfig, type HostConfig } from "../config.js";
+import { DEFAULT_CONFIG, envName, flagName, loadConfig, type Settings } from "../config.js";
 import { startHost } from "../host.js";
 import { createLogger } from "../log.js";
 
-type Key = keyof HostConfig;
+type Key = keyof Settings;
 const KEYS = Object.keys(DEFAULT_CONFIG) as Key[];
 
 export const serveUsage = `plugin-bridge serve [--config FILE] [--SETTING VALUE ...]
@@ -12,8 +12,9 @@ export const serveUsage = `plugin-bridge serve [--config FILE] [--SETTING VALUE 
 Runs a host: the API (Connect, gRPC and gRPC-Web on one port) and the execution engine. Without --nats-url
 it starts its own nats-server with JetStream in --data-dir. Settings (flag, environment variable, default):
 ${KEYS.map((key) => `  --${flagName(key).padEnd(22)} ${envName(key).padEnd(36)} ${JSON.stringify(DEFAULT_CONFIG[key])}`).join("\n")}
-A JSON config file (--config or PLUGIN_BRIDGE_CONFIG) takes the same names as keys; flags win over the
-environment, the environment over the file.`;
+A YAML config file (--config or PLUGIN_BRIDGE_CONFIG) holds the same settings in sections (nats, listen, engine,
+secrets) and the sidecars to run (docs/architecture.md, "Configuration"); flags win over the environment, the
+environment over the file.`;
 
 export async function serve(argv: string[]): Promise<number> {
   const { values } = parseArgs({

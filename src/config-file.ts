@@ -1,0 +1,157 @@
+// The host's configuration file: YAML (JSON is YAML too), one section per concern. Every key is checked at
+// start; a wrong key or value is refused with its path (`sidecars[1].replicas: …`) and nothing starts. The file
+// maps onto the flat settings of config.ts, which the environment and flags then override.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+
+const wholeMs = z.number().int().min(0);
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** How a supervised sidecar is reached: a unix socket the supervisor names, or a loopback TCP port it picks. */
+export type SidecarTransport = "socket" | "tcp";
+
+/** One sidecar the host starts and keeps alive (src/supervisor/). */
+export interface SidecarSpec {
+  /** Unique among sidecars: letters, digits, '-' and '_'. Its log lines and instance ids carry it. */
+  name: string;
+  command: string;
+  args: string[];
+  /** Added to the host's environment (which the sidecar inherits), before what the supervisor sets. */
+  env: Record<string, string>;
+  /** Absolute: relative paths in the file are resolved against the file's folder. */
+  workingDir: string;
+  replicas: number;
+  transport: SidecarTransport;
+  /** How long a new process may take to answer gRPC health SERVING. */
+  startTimeoutMs: number;
+}
+
+const sidecarSchema = z.strictObject({
+  name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"),
+  command: z.string().min(1, "must not be empty"),
+  args: z.array(z.string()).default([]),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "is not an environment variable name"), z.string()).default({}),
+  workingDir: z.string().min(1).optional(),
+  replicas: z.number().int().min(1).max(64).default(1),
+  transport: z.enum(["socket", "tcp"]).default("socket"),
+  startTimeoutMs: z.number().int().min(100).default(30_000),
+});
+
+const fileSchema = z.strictObject({
+  nats: z
+    .strictObject({
+      url: z.string().optional(),
+      embeddedPort: z.number().int().min(0).max(65535).optional(),
+      dataDir: z.string().min(1).optional(),
+    })
+    .optional(),
+  listen: z
+    .strictObject({
+      host: z.string().min(1).optional(),
+      port: z.number().int().min(0).max(65535).optional(),
+      readMaxBytes: z.number().int().min(1024).optional(),
+    })
+    .optional(),
+  engine: z
+    .strictObject({
+      concurrency: z.number().int().min(1).optional(),
+      ackWaitMs: z.number().int().min(1000).optional(),
+      eventsMaxAgeMs: wholeMs.optional(),
+      orphanGraceMs: wholeMs.optional(),
+      noInstanceRetryMs: wholeMs.optional(),
+      shutdownGraceMs: wholeMs.optional(),
+    })
+    .optional(),
+  secrets: z
+    .strictObject({
+      dir: z.string().optional(),
+      envPrefix: z.string().optional(),
+      /** Rules as secret-access.ts reads them, one per entry: `<plugin>=<group>/<key>,…`. */
+      access: z.array(z.string()).optional(),
+    })
+    .optional(),
+  sidecars: z.array(sidecarSchema).optional(),
+});
+
+/** The flat settings the file can set, by their name in config.ts. */
+export interface FileSettings {
+  natsUrl?: string;
+  embeddedNatsPort?: number;
+  dataDir?: string;
+  listenHost?: string;
+  listenPort?: number;
+  readMaxBytes?: number;
+  concurrency?: number;
+  ackWaitMs?: number;
+  eventsMaxAgeMs?: number;
+  orphanGraceMs?: number;
+  noInstanceRetryMs?: number;
+  shutdownGraceMs?: number;
+  secretsDir?: string;
+  secretsEnvPrefix?: string;
+  secretAccess?: string;
+}
+
+export interface ConfigFile {
+  settings: FileSettings;
+  sidecars: SidecarSpec[];
+}
+
+/** A file that cannot be used: names the file, the key's path and why. */
+export class ConfigFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigFileError";
+  }
+}
+
+/** `sidecars[1].replicas` from zod's path. */
+function keyPath(parts: ReadonlyArray<PropertyKey>): string {
+  return parts.map((part, index) => (typeof part === "number" ? `[${part}]` : `${index === 0 ? "" : "."}${String(part)}`)).join("") || "(top level)";
+}
+
+export function readConfigFile(file: string): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigFileError(`config file ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (document.errors.length > 0) {
+    throw new ConfigFileError(`config file ${file}: not YAML: ${document.errors[0]!.message}`);
+  }
+  const parsed = fileSchema.safeParse(document.toJS() ?? {});
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => {
+      const unknown = issue.code === "unrecognized_keys" ? `unknown key(s) ${issue.keys.join(", ")}` : issue.message;
+      return `${keyPath(issue.path)}: ${unknown}`;
+    });
+    throw new ConfigFileError(`config file ${file}: ${issues.join("; ")}`);
+  }
+  const { nats, listen, engine, secrets, sidecars = [] } = parsed.data;
+  const names = new Set<string>();
+  for (const [index, sidecar] of sidecars.entries()) {
+    if (names.has(sidecar.name)) throw new ConfigFileError(`config file ${file}: sidecars[${index}].name: "${sidecar.name}" is used twice`);
+    names.add(sidecar.name);
+  }
+  const folder = path.dirname(path.resolve(file));
+  const settings: FileSettings = {
+    natsUrl: nats?.url,
+    embeddedNatsPort: nats?.embeddedPort,
+    dataDir: nats?.dataDir === undefined ? undefined : path.resolve(folder, nats.dataDir),
+    listenHost: listen?.host,
+    listenPort: listen?.port,
+    readMaxBytes: listen?.readMaxBytes,
+    ...engine,
+    secretsDir: secrets?.dir === undefined || secrets.dir === "" ? secrets?.dir : path.resolve(folder, secrets.dir),
+    secretsEnvPrefix: secrets?.envPrefix,
+    secretAccess: secrets?.access?.join(";"),
+  };
+  return {
+    settings: Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as FileSettings,
+    sidecars: sidecars.map((sidecar) => ({ ...sidecar, workingDir: path.resolve(folder, sidecar.workingDir ?? ".") })),
+  };
+}

@@ -26,6 +26,7 @@ import { Quotas } from "./machinery/quotas.js";
 import { SecretAccess } from "./machinery/secret-access.js";
 import { SecretResolver } from "./machinery/secrets.js";
 import { Worker } from "./machinery/worker.js";
+import { Supervisor } from "./supervisor/supervisor.js";
 import { PluginClients } from "./registry/plugin-client.js";
 import { RoutingTable } from "./registry/routing-table.js";
 import { Specifications } from "./registry/specifications.js";
@@ -63,6 +64,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
   let routing: RoutingTable | undefined;
   let direct: DirectSync | undefined;
   let pushes: { stop(): void } | undefined;
+  let supervisor: Supervisor | undefined;
   const clients = new PluginClients();
   try {
     nc = await connect({
@@ -148,7 +150,10 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       health.set(service, ServingStatus.SERVING);
     }
     log.info("serving", { url: api.url, nats: natsUrl });
+    // The configured sidecars last: they announce themselves to a host that already routes.
+    supervisor = await Supervisor.start(config.sidecars, { natsUrl, log });
   } catch (error) {
+    await supervisor?.stop();
     await api?.close();
     pushes?.stop();
     await worker?.stop(0);
@@ -159,7 +164,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     throw error;
   }
 
-  const started = { api, worker, routing, nc, direct, pushes };
+  const started = { api, worker, routing, nc, direct, pushes, supervisor };
   let stopping: Promise<void> | undefined;
   return {
     url: api.url,
@@ -172,6 +177,8 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
         await Promise.all([started.api.close(), started.worker.stop(config.shutdownGraceMs)]);
         // A sync call whose caller left still stores its outcome: NATS must stay up for it.
         await started.direct.drain(config.shutdownGraceMs);
+        // No more steps call them: the sidecars drain idle.
+        await started.supervisor.stop();
         started.routing.stop();
         clients.close();
         await started.nc.drain();

@@ -8,8 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SidecarSpec } from "../../src/config-file.js";
 import { createLogger } from "../../src/log.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
-import { eventually } from "../helpers/clients.js";
-import { projectRoot, startTestNats, tempDir, type TestNats } from "../helpers/processes.js";
+import { writeFileSync } from "node:fs";
+import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import { eventually, taskClient, waitForPlugin } from "../helpers/clients.js";
+import { projectRoot, startHost, startTestNats, tempDir, type TestNats } from "../helpers/processes.js";
 
 let nats: TestNats;
 let nc: NatsConnection;
@@ -110,5 +112,33 @@ describe("the supervisor", () => {
     expect(replica!.lastExit).toContain("did not answer SERVING within 500 ms");
     expect(replica!.pid).toBeUndefined();
     await supervisor.stop();
+  });
+});
+
+describe("plugin-bridge serve with sidecars in its config file", () => {
+  it("starts them, routes a task to them, and drains them before it exits 0", async () => {
+    const config = path.join(tempDir("serve-config"), "plugin-bridge.yaml");
+    writeFileSync(config, [
+      "sidecars:",
+      "  - name: reference",
+      `    command: ${JSON.stringify(process.execPath)}`,
+      "    args: [--import, tsx, sidecars/typescript/conformance/main.ts]",
+      `    workingDir: ${JSON.stringify(projectRoot)}`,
+      "    replicas: 2",
+      "",
+    ].join("\n"));
+    const host = await startHost(nats.url, { config });
+    try {
+      await waitForPlugin(host.url, "conformance-typescript", 2);
+      let last: Phase | undefined;
+      for await (const { event } of taskClient(host.url).executeTask({ template: { type: "conformance-typescript", typeVersion: 1, custom: {} } })) {
+        last = event?.phaseInfo?.phase ?? last;
+      }
+      expect(last).toBe(Phase.SUCCESS);
+      expect(host.output()).toMatch(/sidecar serving .*sidecar=reference/);
+    } finally {
+      expect(await host.stop("SIGTERM")).toBe(0);
+    }
+    expect(host.output().match(/SIGTERM received/g)).toHaveLength(2);
   });
 });

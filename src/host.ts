@@ -26,6 +26,7 @@ import { Quotas } from "./machinery/quotas.js";
 import { SecretAccess } from "./machinery/secret-access.js";
 import { SecretResolver } from "./machinery/secrets.js";
 import { Worker } from "./machinery/worker.js";
+import { Metrics } from "./observability/metrics.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { PluginClients } from "./registry/plugin-client.js";
 import { RoutingTable } from "./registry/routing-table.js";
@@ -65,7 +66,9 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
   let direct: DirectSync | undefined;
   let pushes: { stop(): void } | undefined;
   let supervisor: Supervisor | undefined;
-  const clients = new PluginClients();
+  // One registry per host, served on GET /metrics of the API port.
+  const metrics = new Metrics();
+  const clients = new PluginClients(metrics);
   try {
     nc = await connect({
       servers: natsUrl,
@@ -76,6 +79,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       // CPU profile showed ~11 % spent there (docs/benchmarks.md). Errors keep their messages.
       noAsyncTraces: true,
     });
+    metrics.countNatsReconnects(nc.status());
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
     const layout = await ensureLayout(nc, jsm, { ackWaitMs: config.ackWaitMs, eventsMaxAgeMs: config.eventsMaxAgeMs });
@@ -111,17 +115,19 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       orphanGraceMs: config.orphanGraceMs,
       noInstanceRetryMs: config.noInstanceRetryMs,
       maxRecordBytes,
+      metrics,
     });
     pushes = listenForPushes(nc, async (status) => void (await executor.applyPushed(status)), log.child({ component: "push" }));
     worker = new Worker(work, executor, log.child({ component: "worker" }), {
       concurrency: config.concurrency,
       ackWaitMs: config.ackWaitMs,
+      metrics,
     });
     await worker.start();
 
     const health = new HealthStatus(ServingStatus.NOT_SERVING);
     const apiLog = log.child({ component: "api" });
-    direct = new DirectSync({ store, work, events, executor, log: apiLog });
+    direct = new DirectSync({ store, work, events, executor, log: apiLog, metrics });
     const directRuns = direct;
     api = await startApiServer({
       host: config.listenHost,
@@ -129,6 +135,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       readMaxBytes: config.readMaxBytes,
       shutdownGraceMs: config.shutdownGraceMs,
       health,
+      metrics,
       log: (level, message, fields) => apiLog[level](message, fields),
       routes: (router) => {
         router.service(TaskService, createTaskService({
@@ -142,6 +149,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
           maxRecordBytes,
           direct: directRuns,
           log: apiLog,
+          metrics,
         }));
         router.service(PluginRegistryService, createRegistryService(table));
       },

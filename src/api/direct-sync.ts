@@ -14,6 +14,7 @@ import type { Executor } from "../machinery/executor.js";
 import { isFinalPhase } from "../machinery/phases.js";
 import { eventOf } from "../machinery/transitions.js";
 import type { Logger } from "../log.js";
+import type { HostMetrics } from "../observability/metrics.js";
 
 export interface DirectSyncDeps {
   store: ExecutionStore;
@@ -21,6 +22,8 @@ export interface DirectSyncDeps {
   events: EventLog;
   executor: Executor;
   log: Logger;
+  /** Counts the phases the stored outcome reached (QUEUED included). */
+  metrics: HostMetrics;
 }
 
 export interface DirectOutcome {
@@ -75,11 +78,13 @@ export class DirectSync {
         // ends from the record (TaskService.follow), so only the record decides whether the call succeeded.
         const [stored] = await Promise.allSettled([this.deps.store.create(outcome.record), this.publish(events)]);
         if (stored.status === "rejected") throw stored.reason;
+        this.countPhases(outcome.record, events);
       } else {
         beforeHandover();
         // As CreateTask: the work item first, so that no record exists without one.
         await this.deps.work.enqueue(record.id);
         await this.deps.store.create(outcome.record);
+        this.countPhases(outcome.record, events);
         await this.publish(events);
       }
     } catch (error) {
@@ -90,6 +95,12 @@ export class DirectSync {
       );
     }
     return { events: outcome.events, handedOver: !final };
+  }
+
+  /** The phases a stored outcome went through, one per event, as a step's writes count theirs. */
+  private countPhases(record: ExecutionRecord, events: readonly TaskEvent[]): void {
+    const plugin = this.deps.executor.pluginName(record);
+    for (const event of events) this.deps.metrics.phaseReached(plugin, phaseOf(event.phaseInfo));
   }
 
   /** Publishes in order (one connection keeps the order), without waiting for one ack before the next send. */

@@ -1,13 +1,16 @@
 // The public API port: Connect (JSON and binary), gRPC and gRPC-Web on ONE TCP port, over HTTP/1.1 and
 // cleartext HTTP/2 (h2c). Node cannot serve both HTTP versions in cleartext on one server (`allowHTTP1` needs
 // TLS), so a plain net.Server reads the first bytes of each connection and hands the socket to an http or an
-// http2 server that never listen themselves.
+// http2 server that never listen themselves. Besides the RPCs: gRPC server reflection for every service
+// registered, and Prometheus metrics on GET /metrics.
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { MetricsEndpoint } from "../observability/metrics.js";
 import { registerHealthService, type HealthStatus } from "./health-service.js";
+import { registerReflectionService } from "./reflection-service.js";
 import {
   ABORTED_CALLS_ANSWER_MS,
   CONNECTION_PREFACE_TIMEOUT_MS,
@@ -34,6 +37,8 @@ export interface ApiServerOptions {
   shutdownGraceMs?: number;
   /** Server interceptors (authentication, logging), applied to every call. */
   interceptors?: Interceptor[];
+  /** Served as Prometheus text on GET /metrics; without it that path is an RPC path like any other (404). */
+  metrics?: MetricsEndpoint;
 }
 
 export interface ApiServer {
@@ -69,6 +74,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     routes: (router) => {
       registerHealthService(router, health);
       options.routes(router);
+      // Reflection describes whatever the router serves at this point: health and the caller's services.
+      registerReflectionService(router, [...new Set(router.handlers.map((handler) => handler.service))]);
     },
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
     grpc: true,
@@ -90,7 +97,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return;
     }
     inFlight.track(response);
-    handleRpc(request, response);
+    if (options.metrics && isMetricsRequest(request)) serveMetrics(options.metrics, response, log);
+    else handleRpc(request, response);
   }
 
   const http1Server = http.createServer(serveRequest);
@@ -209,6 +217,36 @@ class InFlightRequests {
       };
     });
   }
+}
+
+/** GET /metrics (any query string): the scrape, answered before the Connect adapter sees the request. */
+function isMetricsRequest(request: http.IncomingMessage | http2.Http2ServerRequest): boolean {
+  if (request.method !== "GET") return false;
+  const url = request.url ?? "";
+  const query = url.indexOf("?");
+  return (query < 0 ? url : url.slice(0, query)) === METRICS_PATH;
+}
+
+const METRICS_PATH = "/metrics";
+
+function serveMetrics(metrics: MetricsEndpoint, response: http.ServerResponse | http2.Http2ServerResponse, log: ApiLog): void {
+  // The request has no body to wait for: a GET's end of stream has arrived or will, and is not needed.
+  const answer = (status: number, contentType: string, body: string): void => {
+    try {
+      response.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
+      response.end(body);
+    } catch (error) {
+      // The client left while the registry was collected.
+      log("debug", "metrics scrape not answered", { error: String(error) });
+    }
+  };
+  metrics.render().then(
+    (text) => answer(200, metrics.contentType, text),
+    (error: unknown) => {
+      log("warn", "could not collect metrics", { error: String(error) });
+      answer(500, "text/plain; charset=utf-8", "could not collect metrics\n");
+    },
+  );
 }
 
 /**

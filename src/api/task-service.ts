@@ -25,6 +25,7 @@ import { hasQuota } from "../machinery/quotas.js";
 import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from "../machinery/secrets.js";
 import { eventOf } from "../machinery/transitions.js";
 import type { Logger } from "../log.js";
+import type { HostMetrics } from "../observability/metrics.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import type { Specifications } from "../registry/specifications.js";
 import { customProblem } from "@plugin-bridge/kit/sdk";
@@ -53,6 +54,8 @@ export interface TaskServiceDeps {
   /** The sync fast path's runs. */
   direct: DirectSync;
   log: Logger;
+  /** Counts the QUEUED of each execution CreateTask (or ExecuteTask's queued path) stores. */
+  metrics: HostMetrics;
 }
 
 const MAX_PAGE_SIZE = 1000;
@@ -201,6 +204,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       if (!raced) throw error;
       return { record: sameRequest(raced.record, record.requestDigest), created: false };
     }
+    deps.metrics.phaseReached(deps.executor.pluginName(record), Phase.QUEUED);
     try {
       await deps.events.publish(eventOf(record));
     } catch (error) {

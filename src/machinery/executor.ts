@@ -21,11 +21,12 @@ import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_ser
 import type { EventLog } from "../coordination/event-log.js";
 import { RevisionConflictError, type ExecutionStore, type StoredRecord } from "../coordination/execution-store.js";
 import type { Logger } from "../log.js";
+import type { HostMetrics } from "../observability/metrics.js";
 import { isUserError, PluginCallError, type PluginClients } from "../registry/plugin-client.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
 import { hasQuota, type Quotas } from "./quotas.js";
-import { PluginRateLimits } from "./rate-limits.js";
+import { PluginRateLimits, type CallKind } from "./rate-limits.js";
 import { Redactor } from "./redaction.js";
 import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from "./secrets.js";
 import { durationMs, timestampMs } from "./time.js";
@@ -58,6 +59,8 @@ export interface ExecutorOptions {
   noInstanceRetryMs: number;
   /** The largest record the store takes (NATS max_payload less room for headers). */
   maxRecordBytes: number;
+  /** Phase changes stored, quota waits, rate-limit waits (plugin calls are measured by PluginClients). */
+  metrics: HostMetrics;
 }
 
 /** The host's defaults for a plugin's properties (PluginProperties). */
@@ -153,6 +156,18 @@ export class Executor {
     return this.routing.candidates(record.template?.type ?? "", record.template?.typeVersion ?? 0)[0]?.descriptor;
   }
 
+  /** The name of the plugin that serves the execution now (the metrics' `plugin` label); "" when none lives. */
+  pluginName(record: ExecutionRecord): string {
+    return this.descriptorFor(record)?.name ?? "";
+  }
+
+  /** A token of the plugin's read or write rate limit: 0 when the call may go now, else the ms to wait. */
+  private takeToken(descriptor: PluginDescriptor | undefined, kind: CallKind): number {
+    const waitMs = this.limits.take(descriptor, kind);
+    if (waitMs > 0) this.options.metrics.rateLimitWait(descriptor?.name ?? "", kind);
+    return waitMs;
+  }
+
   /**
    * The execution's record. CreateTask queues the work item a moment before it stores the record, and a fresh item
    * reaches a host within a millisecond or two: look again a few times, briefly, before handing the item back for
@@ -203,7 +218,7 @@ export class Executor {
     const waiting = await this.awaitQuota(stored, descriptor);
     if (waiting) return waiting;
     // Only an async Get reads; every other call of a step changes something in the plugin.
-    const waitMs = this.limits.take(descriptor, descriptor.kind === PluginKind.ASYNC && stored.record.resourceCreated ? "read" : "write");
+    const waitMs = this.takeToken(descriptor, descriptor.kind === PluginKind.ASYNC && stored.record.resourceCreated ? "read" : "write");
     if (waitMs > 0) return { kind: "again", delayMs: waitMs };
     try {
       switch (descriptor.kind) {
@@ -237,6 +252,7 @@ export class Executor {
     if (allocation.granted) return undefined;
     if (record.phaseInfo?.phase !== Phase.WAITING_FOR_RESOURCES) {
       await this.commit(stored, enterPhase(record, phaseInfo(Phase.WAITING_FOR_RESOURCES, `waiting for a quota token: ${allocation.reason}`)));
+      this.options.metrics.quotaWait(descriptor.name);
     }
     return { kind: "again", delayMs: QUOTA_RETRY_MS };
   }
@@ -416,7 +432,7 @@ export class Executor {
     const descriptor = this.descriptorFor(record);
     const timing = timingOf(descriptor);
     // The caller waits for the plugin's write limit here, as a step would wait in the queue.
-    for (let waitMs = this.limits.take(descriptor, "write"); waitMs > 0; waitMs = this.limits.take(descriptor, "write")) {
+    for (let waitMs = this.takeToken(descriptor, "write"); waitMs > 0; waitMs = this.takeToken(descriptor, "write")) {
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
     let transition: Transition;
@@ -439,7 +455,7 @@ export class Executor {
    */
   private async timeOut(stored: StoredRecord, timeoutMs: number, timing: PluginTiming): Promise<Disposition> {
     const { record } = stored;
-    const waitMs = this.limits.take(this.descriptorFor(record), "write");
+    const waitMs = this.takeToken(this.descriptorFor(record), "write");
     if (waitMs > 0) return { kind: "again", delayMs: waitMs };
     const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
     let note: string;
@@ -464,7 +480,7 @@ export class Executor {
     const { record } = stored;
     const timing = timingOf(this.descriptorFor(record));
     // Delete, Abort and Finalize are writes; over the limit the abort stays requested and a later step does it.
-    const waitMs = this.limits.take(this.descriptorFor(record), "write");
+    const waitMs = this.takeToken(this.descriptorFor(record), "write");
     if (waitMs > 0) return { kind: "again", delayMs: waitMs };
     // The attempt's end was decided before the abort came (a core plugin's Handle ended it): that end stands.
     if (record.pendingEnd) return await this.finalize(stored, timing);
@@ -618,6 +634,10 @@ export class Executor {
   private async commit(stored: StoredRecord, proposed: Transition): Promise<Disposition> {
     const transition = this.fitToStore(stored.record, proposed);
     await this.store.update(transition.record, stored.revision);
+    if (transition.events.length > 0) {
+      const plugin = this.pluginName(transition.record);
+      for (const event of transition.events) this.options.metrics.phaseReached(plugin, event.phaseInfo?.phase ?? Phase.UNSPECIFIED);
+    }
     await this.publish(transition.events);
     const phase = transition.record.phaseInfo?.phase ?? Phase.UNSPECIFIED;
     if (isFinalPhase(phase)) await this.releaseQuota(transition.record);

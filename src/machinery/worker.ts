@@ -4,6 +4,7 @@
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { decodeWorkItem, type WorkQueue } from "../coordination/work-queue.js";
 import type { Logger } from "../log.js";
+import type { HostMetrics } from "../observability/metrics.js";
 import type { Executor } from "./executor.js";
 import { timestampMs } from "./time.js";
 
@@ -12,6 +13,8 @@ export interface WorkerOptions {
   concurrency: number;
   /** The consumer's ack_wait: long calls send in-progress acks at a third of it. */
   ackWaitMs: number;
+  /** Counts the steps in flight. */
+  metrics: HostMetrics;
 }
 
 export class Worker {
@@ -46,6 +49,7 @@ export class Worker {
 
   private async handle(message: JsMsg): Promise<void> {
     let executionId = "";
+    const stepEnded = this.options.metrics.stepStarted();
     const keepAlive = setInterval(() => message.working(), Math.max(1_000, this.options.ackWaitMs / 3));
     try {
       const item = decodeWorkItem(message);
@@ -70,6 +74,7 @@ export class Worker {
       message.nak(2_000);
     } finally {
       clearInterval(keepAlive);
+      stepEnded();
     }
   }
 

@@ -10,6 +10,7 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { isPluginOperation, NO_METRICS, type HostMetrics } from "../observability/metrics.js";
 
 /** A failed plugin call, with the gRPC status the sidecar (or the channel) gave. */
 export class PluginCallError extends Error {
@@ -44,8 +45,18 @@ export function isUserError(error: PluginCallError): boolean {
   return USER_CODES.has(error.code);
 }
 
+/** Where a call goes: an announced instance (its descriptor names the plugin, for the metrics). */
+export interface CallTarget {
+  endpoint: string;
+  instanceId: string;
+  descriptor?: { name: string };
+}
+
 export class PluginClients {
   private readonly channels = new Map<string, grpc.Client>();
+
+  /** `metrics` gets every call's duration and failures, by plugin and operation. */
+  constructor(private readonly metrics: HostMetrics = NO_METRICS) {}
 
   private client(endpoint: string): grpc.Client {
     let client = this.channels.get(endpoint);
@@ -62,7 +73,28 @@ export class PluginClients {
   /** One unary call; rejects with PluginCallError. */
   async call<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
-    target: { endpoint: string; instanceId: string },
+    target: CallTarget,
+    request: MessageInitShape<I>,
+    timeoutMs: number,
+  ): Promise<MessageShape<O>> {
+    const operation = method.localName;
+    if (!isPluginOperation(operation)) return await this.send(method, target, request, timeoutMs);
+    const plugin = target.descriptor?.name ?? "";
+    const started = process.hrtime.bigint();
+    const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+    try {
+      const response = await this.send(method, target, request, timeoutMs);
+      this.metrics.pluginCall(plugin, operation, seconds());
+      return response;
+    } catch (error) {
+      this.metrics.pluginCall(plugin, operation, seconds(), error instanceof PluginCallError ? error.code : grpc.status.UNKNOWN);
+      throw error;
+    }
+  }
+
+  private async send<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    target: CallTarget,
     request: MessageInitShape<I>,
     timeoutMs: number,
   ): Promise<MessageShape<O>> {

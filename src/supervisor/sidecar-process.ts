@@ -47,13 +47,16 @@ export interface ReplicaStatus {
   lastExit: string;
 }
 
+/** Waits `ms`, or less if `signal` aborts; leaves no listener behind either way. */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
+    const done = (): void => {
       clearTimeout(timer);
+      signal.removeEventListener("abort", done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 
 export class SidecarProcess {

@@ -1,11 +1,15 @@
 // The `plugin-bridge` command: one file per subcommand, dispatched here.
 import { ConfigError } from "../config.js";
+import { clientCommand, clientUsage, EXIT, UsageError } from "./client-commands.js";
 import { serve, serveUsage } from "./serve.js";
 
 const usage = `plugin-bridge <command>
 
 Commands:
   serve    run a host (API + execution engine); see plugin-bridge serve --help
+  plugins ls, run, get, watch, abort, ls: talk to a running host (below)
+
+${clientUsage}
 
 ${serveUsage}`;
 
@@ -14,6 +18,22 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "serve":
       return await serve(rest);
+    case "plugins":
+    case "run":
+    case "get":
+    case "watch":
+    case "abort":
+    case "ls":
+      try {
+        return await clientCommand(command, rest);
+      } catch (error) {
+        // A bad command line (parseArgs throws TypeErrors with a code) or task file: say why, exit 2.
+        if (error instanceof UsageError || (error instanceof TypeError && "code" in error)) {
+          process.stderr.write(`plugin-bridge ${command}: ${error.message}\n`);
+          return EXIT.usage;
+        }
+        throw error;
+      }
     case undefined:
     case "help":
     case "--help":

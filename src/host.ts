@@ -40,6 +40,8 @@ export interface Host {
   readonly natsUrl: string;
   /** Stops gracefully: health NOT_SERVING, no new calls or steps, steps in flight finish, then NATS is drained. */
   stop(): Promise<void>;
+  /** Applies a new list of supervised sidecars: changed ones are upgraded (new replicas first, then the old drain). */
+  reloadSidecars(sidecars: HostConfig["sidecars"]): Promise<void>;
 }
 
 /** Room left in a NATS message for headers when a record is stored. */
@@ -178,6 +180,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     url: api.url,
     port: api.port,
     natsUrl,
+    reloadSidecars: (sidecars) => started.supervisor.reload(sidecars),
     stop() {
       stopping ??= (async () => {
         log.info("stopping: finishing calls and steps in flight");

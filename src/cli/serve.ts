@@ -59,5 +59,20 @@ export async function serve(argv: string[]): Promise<number> {
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
+    // SIGHUP: read the configuration again and apply its sidecars (a changed one is upgraded: new replicas first,
+    // then the old ones drain). Other settings need a restart; a file that does not load changes nothing.
+    let reloading = Promise.resolve();
+    process.on("SIGHUP", () => {
+      reloading = reloading.then(async () => {
+        try {
+          const next = loadConfig(flags, process.env, typeof values.config === "string" ? values.config : undefined);
+          log.info("reloading the sidecars from the configuration");
+          await host.reloadSidecars(next.sidecars);
+          log.info("configuration reloaded");
+        } catch (error) {
+          log.error("configuration not reloaded", { error: error instanceof Error ? error.message : String(error) });
+        }
+      });
+    });
   });
 }

@@ -16,8 +16,15 @@ export interface SupervisorOptions {
   policy?: Partial<RestartPolicy>;
 }
 
+interface Running {
+  spec: SidecarSpec;
+  replicas: SidecarProcess[];
+}
+
+const sameSpec = (a: SidecarSpec, b: SidecarSpec): boolean => JSON.stringify(a) === JSON.stringify(b);
+
 export class Supervisor {
-  private readonly replicas: SidecarProcess[] = [];
+  private running: Running[] = [];
   private readonly clients = new PluginClients();
   private readonly policy: RestartPolicy;
 
@@ -28,31 +35,60 @@ export class Supervisor {
   /** Starts every replica; resolves once each serves or has been given up (see status()). */
   static async start(specs: readonly SidecarSpec[], options: SupervisorOptions): Promise<Supervisor> {
     const supervisor = new Supervisor(options);
-    for (const spec of specs) {
-      for (let replica = 1; replica <= spec.replicas; replica++) {
-        const instanceId = `${spec.name}-${replica}-${randomBytes(3).toString("hex")}`;
-        // A unix socket path must stay short (about 100 bytes), so it lives in the temp folder, not the data dir.
-        const endpoint = spec.transport === "tcp" ? `127.0.0.1:${await freePort()}` : `unix:${path.join(tmpdir(), `pb-${instanceId}.sock`)}`;
-        const log = options.log.child({ component: "supervisor" });
-        supervisor.replicas.push(
-          new SidecarProcess(spec, instanceId, endpoint, options.natsUrl, supervisor.clients, supervisor.policy, log, (status) =>
-            log.error("sidecar given up", { ...status }),
-          ),
-        );
-      }
-    }
-    if (supervisor.replicas.length > 0) options.log.info("starting sidecars", { count: supervisor.replicas.length });
-    await Promise.all(supervisor.replicas.map((replica) => replica.start()));
+    supervisor.running = await Promise.all(specs.map(async (spec) => await supervisor.launch(spec)));
     return supervisor;
   }
 
+  /**
+   * Applies a new list of sidecars (a config reload): a sidecar whose spec changed is upgraded — its new replicas
+   * start and serve first, then the old ones drain (they announce `draining`, hosts route new steps to the new
+   * ones, calls in flight finish) and stop; one that is gone is drained and stopped; a new one is started.
+   */
+  async reload(specs: readonly SidecarSpec[]): Promise<void> {
+    const log = this.options.log.child({ component: "supervisor" });
+    const next: Running[] = [];
+    const retired: Running[] = [];
+    for (const spec of specs) {
+      const current = this.running.find((running) => running.spec.name === spec.name);
+      if (current && sameSpec(current.spec, spec)) {
+        next.push(current);
+        continue;
+      }
+      if (current) log.info("upgrading sidecar: new replicas first", { sidecar: spec.name });
+      next.push(await this.launch(spec));
+      if (current) retired.push(current);
+    }
+    retired.push(...this.running.filter((running) => !specs.some((spec) => spec.name === running.spec.name)));
+    this.running = next;
+    await Promise.all(retired.flatMap((running) => running.replicas.map((replica) => replica.stop())));
+    if (retired.length > 0) log.info("old sidecar replicas drained and stopped", { sidecars: retired.map((running) => running.spec.name) });
+  }
+
+  private async launch(spec: SidecarSpec): Promise<Running> {
+    const replicas: SidecarProcess[] = [];
+    const log = this.options.log.child({ component: "supervisor" });
+    for (let replica = 1; replica <= spec.replicas; replica++) {
+      const instanceId = `${spec.name}-${replica}-${randomBytes(3).toString("hex")}`;
+      // A unix socket path must stay short (about 100 bytes), so it lives in the temp folder, not the data dir.
+      const endpoint = spec.transport === "tcp" ? `127.0.0.1:${await freePort()}` : `unix:${path.join(tmpdir(), `pb-${instanceId}.sock`)}`;
+      replicas.push(
+        new SidecarProcess(spec, instanceId, endpoint, this.options.natsUrl, this.clients, this.policy, log, (status) =>
+          log.error("sidecar given up", { ...status }),
+        ),
+      );
+    }
+    log.info("starting sidecar", { sidecar: spec.name, replicas: replicas.length });
+    await Promise.all(replicas.map((replica) => replica.start()));
+    return { spec, replicas };
+  }
+
   status(): ReplicaStatus[] {
-    return this.replicas.map((replica) => replica.status());
+    return this.running.flatMap((running) => running.replicas.map((replica) => replica.status()));
   }
 
   /** Drains every replica (SIGTERM, the drain time, SIGKILL) and waits for all of them. */
   async stop(): Promise<void> {
-    await Promise.all(this.replicas.map((replica) => replica.stop()));
+    await Promise.all(this.running.flatMap((running) => running.replicas.map((replica) => replica.stop())));
     this.clients.close();
   }
 }

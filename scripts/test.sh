@@ -19,6 +19,9 @@ if git rev-parse --verify -q main >/dev/null && git ls-tree -d main proto >/dev/
   $buf breaking --against '.git#branch=main'
 fi
 
+say "deployment files: yamllint, kustomize + kubeconform, nats-server -t, hadolint (scripts/lint-deploy.sh)"
+bash scripts/lint-deploy.sh
+
 say "generated code matches buf generate"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -161,7 +161,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     }
     log.info("serving", { url: api.url, nats: natsUrl });
     // The configured sidecars last: they announce themselves to a host that already routes.
-    supervisor = await Supervisor.start(config.sidecars, { natsUrl, log });
+    supervisor = await Supervisor.start(config.sidecars, { natsUrl, log, metrics });
   } catch (error) {
     await supervisor?.stop();
     await api?.close();

@@ -27,6 +27,8 @@ export interface HostMetrics {
   rateLimitWait(plugin: string, kind: RateLimitKind): void;
   /** A step began; call what it returns when the step has ended. */
   stepStarted(): () => void;
+  /** The supervisor restarts a replica of `sidecar` that crashed or stopped answering (src/supervisor/). */
+  sidecarRestart(sidecar: string): void;
 }
 
 /** What the API port serves on GET /metrics. */
@@ -100,6 +102,13 @@ export class Metrics implements HostMetrics, MetricsEndpoint {
     registers: [this.registry],
   });
 
+  private readonly sidecarRestarts = new Counter({
+    name: "plugin_bridge_sidecar_restarts_total",
+    help: "Restarts of supervised sidecar replicas that crashed, did not serve within their start timeout, or failed their health probes.",
+    labelNames: ["sidecar"] as const,
+    registers: [this.registry],
+  });
+
   private readonly stepsInFlight = new Gauge({
     name: "plugin_bridge_steps_in_flight",
     help: "Steps of executions this host is running right now.",
@@ -135,6 +144,10 @@ export class Metrics implements HostMetrics, MetricsEndpoint {
     this.rateLimitWaits.inc({ plugin, kind });
   }
 
+  sidecarRestart(sidecar: string): void {
+    this.sidecarRestarts.inc({ sidecar });
+  }
+
   stepStarted(): () => void {
     this.stepsInFlight.inc();
     let ended = false;
@@ -167,4 +180,5 @@ export const NO_METRICS: HostMetrics = {
   quotaWait: () => {},
   rateLimitWait: () => {},
   stepStarted: () => () => {},
+  sidecarRestart: () => {},
 };

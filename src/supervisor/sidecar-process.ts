@@ -80,6 +80,8 @@ export class SidecarProcess {
     private readonly log: Logger,
     /** Called when a replica is given up, with the report. */
     private readonly onGiveUp: (status: ReplicaStatus) => void,
+    /** Called before each restart. */
+    private readonly onRestart: () => void = () => {},
   ) {
     this.firstStart = new Promise((resolve) => (this.settleFirstStart = resolve));
   }
@@ -153,6 +155,7 @@ export class SidecarProcess {
       }
       this.state = "backing-off";
       this.restarts++;
+      this.onRestart();
       this.log.warn("sidecar ended; restarting", { sidecar: this.spec.name, instance: this.instanceId, why, inMs: backoffMs });
       await sleep(backoffMs, this.stopping.signal);
       backoffMs = Math.min(backoffMs * 2, this.policy.maxBackoffMs);

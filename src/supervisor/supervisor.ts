@@ -7,6 +7,7 @@ import path from "node:path";
 import type { SidecarSpec } from "../config-file.js";
 import { freePort } from "../coordination/nats-server-process.js";
 import type { Logger } from "../log.js";
+import type { HostMetrics } from "../observability/metrics.js";
 import { PluginClients } from "../registry/plugin-client.js";
 import { DEFAULT_RESTART_POLICY, SidecarProcess, type ReplicaStatus, type RestartPolicy } from "./sidecar-process.js";
 
@@ -14,6 +15,7 @@ export interface SupervisorOptions {
   natsUrl: string;
   log: Logger;
   policy?: Partial<RestartPolicy>;
+  metrics?: Pick<HostMetrics, "sidecarRestart">;
 }
 
 interface Running {
@@ -32,11 +34,19 @@ export class Supervisor {
     this.policy = { ...DEFAULT_RESTART_POLICY, ...options.policy };
   }
 
-  /** Starts every replica; resolves once each serves or has been given up (see status()). */
+  /**
+   * Starts every replica and returns at once: a host must not wait for its sidecars to serve (it would not even
+   * take SIGTERM meanwhile). `ready()` resolves once each serves or has been given up (see status()).
+   */
   static async start(specs: readonly SidecarSpec[], options: SupervisorOptions): Promise<Supervisor> {
     const supervisor = new Supervisor(options);
     supervisor.running = await Promise.all(specs.map(async (spec) => await supervisor.launch(spec)));
     return supervisor;
+  }
+
+  /** Resolves once every replica serves or has been given up. */
+  async ready(): Promise<void> {
+    await Promise.all(this.running.flatMap((running) => running.replicas.map((replica) => replica.start())));
   }
 
   /**
@@ -55,7 +65,10 @@ export class Supervisor {
         continue;
       }
       if (current) log.info("upgrading sidecar: new replicas first", { sidecar: spec.name });
-      next.push(await this.launch(spec));
+      const launched = await this.launch(spec);
+      // The old replicas drain only once the new ones serve.
+      await Promise.all(launched.replicas.map((replica) => replica.start()));
+      next.push(launched);
       if (current) retired.push(current);
     }
     retired.push(...this.running.filter((running) => !specs.some((spec) => spec.name === running.spec.name)));
@@ -72,13 +85,15 @@ export class Supervisor {
       // A unix socket path must stay short (about 100 bytes), so it lives in the temp folder, not the data dir.
       const endpoint = spec.transport === "tcp" ? `127.0.0.1:${await freePort()}` : `unix:${path.join(tmpdir(), `pb-${instanceId}.sock`)}`;
       replicas.push(
-        new SidecarProcess(spec, instanceId, endpoint, this.options.natsUrl, this.clients, this.policy, log, (status) =>
-          log.error("sidecar given up", { ...status }),
+        new SidecarProcess(
+          spec, instanceId, endpoint, this.options.natsUrl, this.clients, this.policy, log,
+          (status) => log.error("sidecar given up", { ...status }),
+          () => this.options.metrics?.sidecarRestart(spec.name),
         ),
       );
     }
     log.info("starting sidecar", { sidecar: spec.name, replicas: replicas.length });
-    await Promise.all(replicas.map((replica) => replica.start()));
+    for (const replica of replicas) void replica.start();
     return { spec, replicas };
   }
 

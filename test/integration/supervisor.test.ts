@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SidecarSpec } from "../../src/config-file.js";
 import { createLogger } from "../../src/log.js";
+import { Metrics } from "../../src/observability/metrics.js";
 import { Supervisor } from "../../src/supervisor/supervisor.js";
 import { writeFileSync } from "node:fs";
 import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
@@ -60,8 +61,10 @@ afterAll(async () => {
 
 describe("the supervisor", () => {
   it("starts every replica with what it needs, forwards its lines, restarts it after a crash, and drains it on stop", async () => {
-    const supervisor = await Supervisor.start([reference("ref", 2), reference("ref-tcp", 1, "tcp")], { natsUrl: nats.url, log, policy: fast });
+    const metrics = new Metrics({ defaultMetrics: false });
+    const supervisor = await Supervisor.start([reference("ref", 2), reference("ref-tcp", 1, "tcp")], { natsUrl: nats.url, log, policy: fast, metrics });
     try {
+      await supervisor.ready();
       const status = supervisor.status();
       expect(status.map((replica) => replica.state)).toEqual(["serving", "serving", "serving"]);
       expect(status[2]!.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -82,6 +85,7 @@ describe("the supervisor", () => {
       expect(restarted.pid).not.toBe(crashed.pid);
       expect(restarted.lastExit).toBe("killed by SIGKILL");
       expect(restarted.instanceId).toBe(crashed.instanceId);
+      expect(await metrics.render()).toContain('plugin_bridge_sidecar_restarts_total{sidecar="ref"} 1');
     } finally {
       const pids = supervisor.status().map((replica) => replica.pid);
       lines.length = 0;
@@ -96,6 +100,7 @@ describe("the supervisor", () => {
 
   it("gives up a crash loop with a report", async () => {
     const supervisor = await Supervisor.start([spec({ name: "crashy", args: ["-e", "process.exit(3)"] })], { natsUrl: nats.url, log, policy: fast });
+    await supervisor.ready();
     const [replica] = supervisor.status();
     expect(replica!.state).toBe("gave-up");
     expect(replica!.restarts).toBe(2);
@@ -107,6 +112,7 @@ describe("the supervisor", () => {
   it("kills a sidecar that does not serve within its start timeout", async () => {
     const silent = spec({ name: "silent", args: ["-e", "setInterval(() => {}, 1000)"], startTimeoutMs: 500 });
     const supervisor = await Supervisor.start([silent], { natsUrl: nats.url, log, policy: { ...fast, crashLoopLimit: 2 } });
+    await supervisor.ready();
     const [replica] = supervisor.status();
     expect(replica!.state).toBe("gave-up");
     expect(replica!.lastExit).toContain("did not answer SERVING within 500 ms");

@@ -42,6 +42,8 @@ export interface Host {
   stop(): Promise<void>;
   /** Applies a new list of supervised sidecars: changed ones are upgraded (new replicas first, then the old drain). */
   reloadSidecars(sidecars: HostConfig["sidecars"]): Promise<void>;
+  /** Replaces a supervised sidecar's replicas with fresh ones (new first, then the old drain). */
+  restartSidecar(name: string): Promise<void>;
 }
 
 /** Room left in a NATS message for headers when a record is stored. */
@@ -181,6 +183,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     port: api.port,
     natsUrl,
     reloadSidecars: (sidecars) => started.supervisor.reload(sidecars),
+    restartSidecar: (name) => started.supervisor.replace(name),
     stop() {
       stopping ??= (async () => {
         log.info("stopping: finishing calls and steps in flight");

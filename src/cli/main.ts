@@ -7,6 +7,7 @@ const usage = `plugin-bridge <command>
 
 Commands:
   serve    run a host (API + execution engine); see plugin-bridge serve --help
+  dev      serve with its own nats-server and the config's sidecars, restarting a sidecar when its files change
   plugins ls, run, get, watch, abort, ls: talk to a running host (below)
 
 ${clientUsage}
@@ -18,6 +19,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "serve":
       return await serve(rest);
+    case "dev":
+      return await serve(rest, true);
     case "plugins":
     case "run":
     case "get":

@@ -1,6 +1,7 @@
 // `plugin-bridge serve`: runs a host until SIGTERM or SIGINT, then stops it gracefully.
 import { parseArgs } from "node:util";
-import { DEFAULT_CONFIG, envName, flagName, loadConfig, type Settings } from "../config.js";
+import { ConfigError, DEFAULT_CONFIG, envName, flagName, loadConfig, type Settings } from "../config.js";
+import { watchSidecars } from "./dev.js";
 import { startHost } from "../host.js";
 import { createLogger } from "../log.js";
 
@@ -16,7 +17,11 @@ A YAML config file (--config or PLUGIN_BRIDGE_CONFIG) holds the same settings in
 secrets) and the sidecars to run (docs/architecture.md, "Configuration"); flags win over the environment, the
 environment over the file.`;
 
-export async function serve(argv: string[]): Promise<number> {
+/**
+ * `serve`, or with `dev` the same plus a watch on every sidecar's folder that restarts it when its files change
+ * (a config file is required then: the sidecars come from it).
+ */
+export async function serve(argv: string[], dev = false): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -36,9 +41,12 @@ export async function serve(argv: string[]): Promise<number> {
     const value = (values as Record<string, unknown>)[flagName(key)];
     if (typeof value === "string") flags[key] = value;
   }
-  const config = loadConfig(flags, process.env, typeof values.config === "string" ? values.config : undefined);
+  const configFile = typeof values.config === "string" ? values.config : process.env.PLUGIN_BRIDGE_CONFIG;
+  if (dev && !configFile) throw new ConfigError("dev needs --config: the sidecars to run come from it");
+  const config = loadConfig(flags, process.env, configFile);
   const log = createLogger({ fields: { component: "host" } });
   const host = await startHost(config, log);
+  const stopWatching = dev ? watchSidecars(config, host, log) : () => {};
   return await new Promise<number>((resolve) => {
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -49,6 +57,7 @@ export async function serve(argv: string[]): Promise<number> {
       }
       signalled = true;
       log.info("signal received", { signal });
+      stopWatching();
       host.stop().then(
         () => resolve(0),
         (error: unknown) => {
@@ -65,7 +74,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.on("SIGHUP", () => {
       reloading = reloading.then(async () => {
         try {
-          const next = loadConfig(flags, process.env, typeof values.config === "string" ? values.config : undefined);
+          const next = loadConfig(flags, process.env, configFile);
           log.info("reloading the sidecars from the configuration");
           await host.reloadSidecars(next.sidecars);
           log.info("configuration reloaded");

@@ -77,6 +77,16 @@ export class Supervisor {
     if (retired.length > 0) log.info("old sidecar replicas drained and stopped", { sidecars: retired.map((running) => running.spec.name) });
   }
 
+  /** Replaces a sidecar's replicas with fresh ones from the same spec, new ones first (`plugin-bridge dev`). */
+  async replace(name: string): Promise<void> {
+    const current = this.running.find((running) => running.spec.name === name);
+    if (!current) return;
+    const launched = await this.launch(current.spec);
+    await Promise.all(launched.replicas.map((replica) => replica.start()));
+    this.running = this.running.map((running) => (running === current ? launched : running));
+    await Promise.all(current.replicas.map((replica) => replica.stop()));
+  }
+
   private async launch(spec: SidecarSpec): Promise<Running> {
     const replicas: SidecarProcess[] = [];
     const log = this.options.log.child({ component: "supervisor" });

@@ -1,6 +1,7 @@
 // Rate limits a plugin declares hold for its calls: writes (Do here; also Create, Delete, Handle, Abort, Finalize)
-// and reads (Get). Counted as the plugin saw the calls: in no second more than burst + qps, which a slow machine
-// can only make easier to meet, never harder; and the whole run takes at least what the rate allows.
+// and reads (Get). Counted as the plugin saw the calls: no more than burst + qps in any 900 ms (a second of tokens,
+// less the spread of call latencies), which a slow machine can only make easier to meet; and the whole run takes
+// about what the rate allows.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -65,9 +66,12 @@ describe("rate limits", () => {
     expect(finals.map((event) => event.phaseInfo?.phase)).toEqual(Array(12).fill(Phase.SUCCESS));
     const times = calls("do");
     expect(times).toHaveLength(12);
-    expect(busiest(times, 1_000)).toBeLessThanOrEqual(2 + 4);
-    // 12 calls, 2 at once and then 4 a second: at least 2.5 s from the first to the last.
-    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual(2_400);
+    // The plugin sees a call a little after the host took its token, and not always equally late (the first call
+    // also opens the channel): a 900 ms window of calls seen holds tokens taken within about a second.
+    expect(busiest(times, 900)).toBeLessThanOrEqual(2 + 4);
+    // 12 calls, 2 at once and then 4 a second: tokens 2.5 s apart from the first to the last, less the first call's
+    // extra latency; without the limit they would all come within a few tens of ms.
+    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual(2_000);
   });
 
   it("hold a plugin's reads (Get) to burst + qps in any second", async () => {
@@ -79,8 +83,9 @@ describe("rate limits", () => {
     expect(finals.map((event) => event.phaseInfo?.phase)).toEqual(Array(4).fill(Phase.SUCCESS));
     const gets = calls("get");
     expect(gets).toHaveLength(16);
-    expect(busiest(gets, 1_000)).toBeLessThanOrEqual(1 + 5);
-    // 16 Gets at 5 a second after a burst of 1: at least 3 s; without the limit (10 ms resync) well under one.
-    expect(Math.max(...gets) - Math.min(...gets)).toBeGreaterThanOrEqual(2_900);
+    expect(busiest(gets, 900)).toBeLessThanOrEqual(1 + 5);
+    // 16 Gets at 5 a second after a burst of 1: tokens 3 s apart, less the spread of call latencies; without the
+    // limit (10 ms resync) well under one second.
+    expect(Math.max(...gets) - Math.min(...gets)).toBeGreaterThanOrEqual(2_400);
   });
 });

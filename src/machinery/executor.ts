@@ -197,7 +197,7 @@ export class Executor {
     const timeoutMs = durationMs(record.template?.metadata?.timeout, 0);
     const deadlineMs = timeoutMs > 0 ? timestampMs(record.attemptStartedAt) + timeoutMs : Infinity;
     // A core attempt whose end is decided only has its Finalize left: the timeout has nothing more to stop.
-    if (Date.now() >= deadlineMs && !record.pendingEnd) return await this.timeOut(stored, timeoutMs, timing);
+    if (Date.now() >= deadlineMs && !record.pendingEnd) return await this.timeOut(stored, timeoutMs, descriptor);
     // A counted system failure waits out its backoff, whoever recorded it (a step naks for that long; the sync
     // fast path hands its record over without a delay).
     const backoffLeftMs = record.systemFailures > 0 ? timestampMs(record.updatedAt) + backoffMs(record.systemFailures) - Date.now() : 0;
@@ -453,14 +453,15 @@ export class Executor {
    * The attempt ran past TaskMetadata.timeout: stop its work (Delete, or a core plugin's Abort), then end the
    * execution PERMANENT_FAILURE `Timeout`, saying so; a core attempt is Finalized first.
    */
-  private async timeOut(stored: StoredRecord, timeoutMs: number, timing: PluginTiming): Promise<Disposition> {
+  private async timeOut(stored: StoredRecord, timeoutMs: number, descriptor: PluginDescriptor | undefined): Promise<Disposition> {
     const { record } = stored;
-    const waitMs = this.takeToken(this.descriptorFor(record), "write");
+    const timing = timingOf(descriptor);
+    const waitMs = this.takeToken(descriptor, "write");
     if (waitMs > 0) return { kind: "again", delayMs: waitMs };
-    const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
+    const core = descriptor?.kind === PluginKind.CORE;
     let note: string;
     try {
-      note = await this.stopWork(record, timing, `the attempt's timeout of ${timeoutMs} ms passed`);
+      note = await this.stopWork(record, core, timing, `the attempt's timeout of ${timeoutMs} ms passed`);
     } catch (error) {
       return await this.onCallError(stored, error, timing);
     }
@@ -478,16 +479,17 @@ export class Executor {
    */
   private async finishAbort(stored: StoredRecord): Promise<Disposition> {
     const { record } = stored;
-    const timing = timingOf(this.descriptorFor(record));
+    const descriptor = this.descriptorFor(record);
+    const timing = timingOf(descriptor);
     // Delete, Abort and Finalize are writes; over the limit the abort stays requested and a later step does it.
-    const waitMs = this.takeToken(this.descriptorFor(record), "write");
+    const waitMs = this.takeToken(descriptor, "write");
     if (waitMs > 0) return { kind: "again", delayMs: waitMs };
     // The attempt's end was decided before the abort came (a core plugin's Handle ended it): that end stands.
     if (record.pendingEnd) return await this.finalize(stored, timing);
-    const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
+    const core = descriptor?.kind === PluginKind.CORE;
     let reason = record.abortReason || "aborted";
     try {
-      const note = await this.stopWork(record, timing, reason);
+      const note = await this.stopWork(record, core, timing, reason);
       if (note) reason += ` (${note})`;
     } catch (error) {
       if (error instanceof NoInstanceError) return { kind: "again", delayMs: this.options.noInstanceRetryMs };
@@ -506,8 +508,7 @@ export class Executor {
    * once Create succeeded. A refusal with a user code (NOT_FOUND: already gone) is taken as done and returned as a
    * note for the reason; any other failure is thrown.
    */
-  private async stopWork(record: ExecutionRecord, timing: PluginTiming, reason: string): Promise<string> {
-    const core = this.descriptorFor(record)?.kind === PluginKind.CORE;
+  private async stopWork(record: ExecutionRecord, core: boolean, timing: PluginTiming, reason: string): Promise<string> {
     try {
       if (core) {
         await this.callAnyInstance(record, async (target, context) =>

@@ -13,7 +13,7 @@ import { toJson, type JsonObject } from "@bufbuild/protobuf";
 import { PluginCallError, PluginClients } from "../../src/registry/plugin-client.js";
 import { eventually, registryClient, taskClient } from "../helpers/clients.js";
 import { startHost, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
-import { KITS } from "./kits.js";
+import { KITS } from "../helpers/kits.js";
 
 const MiB = 1024 * 1024;
 const SECRET = `conformance-${Date.now()}-secret`;

@@ -18,12 +18,12 @@ import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/coordination/nats-server-process.js";
 import { eventually, taskClient, waitForPlugin } from "../helpers/clients.js";
+import { KITS } from "../helpers/kits.js";
 import {
   projectRoot,
   startHost,
   startReferencePlugin,
   startTestNats,
-  startTypeScriptSidecar,
   tempDir,
   type RunningProcess,
   type TestHost,
@@ -32,6 +32,9 @@ import {
 
 const ASYNC = "conformance-typescript";
 const SYNC = "conformance-sync-typescript";
+const QUOTA = "conformance-python";
+const LIMITED = "conformance-sync-python";
+const python = KITS.find((kit) => kit.language === "python")!;
 const auditFile = path.join(tempDir("observability"), "audit.log");
 
 let nats: TestNats;
@@ -43,9 +46,11 @@ beforeAll(async () => {
   host = await startHost(nats.url);
   sidecars.push(startReferencePlugin(nats.url, auditFile, { CONFORMANCE_RESYNC_MS: "50" }));
   sidecars.push(startReferencePlugin(nats.url, auditFile, { CONFORMANCE_KIND: "sync" }));
-  sidecars.push(startTypeScriptSidecar("test/fixtures/quota.ts", nats.url, { QUOTA_AUDIT_FILE: path.join(tempDir("observability-quota"), "audit.log") }));
-  sidecars.push(startTypeScriptSidecar("test/fixtures/limited.ts", nats.url, { LIMITED_AUDIT_FILE: path.join(tempDir("observability-limited"), "audit.log") }));
-  await Promise.all([ASYNC, SYNC, "quota-plugin", "limited-sync"].map((name) => waitForPlugin(host.url, name)));
+  // The Python kit's reference plugins, one with a quota of 1 per namespace, one with a write limit of 4 a second
+  // after a burst of 2.
+  sidecars.push(python.start({ PLUGIN_BRIDGE_NATS_URL: nats.url, CONFORMANCE_RESYNC_MS: "100", CONFORMANCE_QUOTA: "0/1" }));
+  sidecars.push(python.start({ PLUGIN_BRIDGE_NATS_URL: nats.url, CONFORMANCE_KIND: "sync", CONFORMANCE_WRITE_LIMIT: "4/2" }));
+  await Promise.all([ASYNC, SYNC, QUOTA, LIMITED].map((name) => waitForPlugin(host.url, name)));
 });
 
 afterAll(async () => {
@@ -153,19 +158,19 @@ describe("metrics on GET /metrics", () => {
   });
 
   it("count quota waits and rate-limit waits per plugin", async () => {
-    // quota-plugin holds one execution per namespace: the second of two in one namespace waits for a token.
-    const quota = await Promise.all([execute("quota-plugin", {}, "metrics"), execute("quota-plugin", {}, "metrics")]);
+    // One execution per namespace: the second of two in one namespace waits for a token.
+    const quota = await Promise.all([execute(QUOTA, { polls: 2 }, "metrics"), execute(QUOTA, { polls: 2 }, "metrics")]);
     expect(quota.map(finalPhase)).toEqual([Phase.SUCCESS, Phase.SUCCESS]);
-    // limited-sync allows a burst of 2 writes, then 4 a second: five Dos at once wait for tokens.
-    const limited = await Promise.all(Array.from({ length: 5 }, () => execute("limited-sync", {})));
+    // A burst of 2 writes, then 4 a second: five Dos at once wait for tokens.
+    const limited = await Promise.all(Array.from({ length: 5 }, () => execute(LIMITED, {})));
     expect(limited.map(finalPhase)).toEqual(Array(5).fill(Phase.SUCCESS));
 
     const { body } = await scrapeHttp1(host.url);
-    const quotaWaits = valueOf(body, `plugin_bridge_quota_waits_total{plugin="quota-plugin"}`) ?? 0;
+    const quotaWaits = valueOf(body, `plugin_bridge_quota_waits_total{plugin="${QUOTA}"}`) ?? 0;
     expect(quotaWaits).toBeGreaterThanOrEqual(1);
-    expect(valueOf(body, `plugin_bridge_execution_phases_total{plugin="quota-plugin",phase="WAITING_FOR_RESOURCES"}`)).toBe(quotaWaits);
-    expect(valueOf(body, `plugin_bridge_rate_limit_waits_total{plugin="limited-sync",kind="write"}`) ?? 0).toBeGreaterThanOrEqual(3);
-    expect(body).not.toMatch(/plugin_bridge_rate_limit_waits_total\{plugin="limited-sync",kind="read"\}/);
+    expect(valueOf(body, `plugin_bridge_execution_phases_total{plugin="${QUOTA}",phase="WAITING_FOR_RESOURCES"}`)).toBe(quotaWaits);
+    expect(valueOf(body, `plugin_bridge_rate_limit_waits_total{plugin="${LIMITED}",kind="write"}`) ?? 0).toBeGreaterThanOrEqual(3);
+    expect(body).not.toMatch(/plugin_bridge_rate_limit_waits_total\{plugin="conformance-sync-python",kind="read"\}/);
   });
 
   it("leave every other request to the RPC handler", async () => {

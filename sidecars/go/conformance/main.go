@@ -32,6 +32,7 @@ type script = *conformancev1.Script
 type reference struct {
 	instanceID string
 	auditFile  string
+	auditTimes bool // CONFORMANCE_AUDIT_TIMES=1: each line ends with the call's time in epoch milliseconds
 	auditMu    sync.Mutex
 	getsMu     sync.Mutex
 	gets       map[string]int
@@ -49,6 +50,10 @@ func (r *reference) record(call string, task *kit.Task[script]) {
 		panic(fmt.Sprintf("audit file: %v", err)) // answered INTERNAL: the test setup is broken
 	}
 	defer f.Close()
+	if r.auditTimes {
+		fmt.Fprintf(f, "%s %s %d %s %d\n", call, task.ExecutionID, task.Attempt, r.instanceID, time.Now().UnixMilli())
+		return
+	}
 	fmt.Fprintf(f, "%s %s %d %s\n", call, task.ExecutionID, task.Attempt, r.instanceID)
 }
 
@@ -271,9 +276,23 @@ func (r *reference) finalize(ctx context.Context, task *kit.Task[script], _ *kit
 	return nil
 }
 
+// pair reads "<a>/<b>" from the environment; ok is false when the variable is unset.
+func pair(variable string) (a, b float64, ok bool) {
+	value := os.Getenv(variable)
+	if value == "" {
+		return 0, 0, false
+	}
+	first, second, found := strings.Cut(value, "/")
+	a, errA := strconv.ParseFloat(first, 64)
+	b, errB := strconv.ParseFloat(second, 64)
+	if !found || errA != nil || errB != nil {
+		panic(fmt.Sprintf("%s must be \"<number>/<number>\", not %q", variable, value))
+	}
+	return a, b, true
+}
+
 func main() {
 	resync := 200 * time.Millisecond
-	// CONFORMANCE_RESYNC_MS is the kits' own addition, for load tests with many executions in flight.
 	if ms, err := strconv.Atoi(os.Getenv("CONFORMANCE_RESYNC_MS")); err == nil && ms >= 0 {
 		resync = time.Duration(ms) * time.Millisecond
 	}
@@ -288,6 +307,15 @@ func main() {
 		FinalizeTimeout:   2 * time.Second,
 		MaxSystemFailures: 2,
 	}
+	if total, perNamespace, ok := pair("CONFORMANCE_QUOTA"); ok {
+		properties.Quota = &kit.ResourceQuota{Total: uint32(total), PerNamespace: uint32(perNamespace)}
+	}
+	if qps, burst, ok := pair("CONFORMANCE_READ_LIMIT"); ok {
+		properties.ReadLimit = &kit.RateLimit{QPS: qps, Burst: uint32(burst)}
+	}
+	if qps, burst, ok := pair("CONFORMANCE_WRITE_LIMIT"); ok {
+		properties.WriteLimit = &kit.RateLimit{QPS: qps, Burst: uint32(burst)}
+	}
 	kind := os.Getenv("CONFORMANCE_KIND")
 	name := "conformance-" + language
 	if kind == "sync" || kind == "core" {
@@ -300,7 +328,12 @@ func main() {
 		_, _ = rand.Read(suffix)
 		instanceID = name + "-" + hex.EncodeToString(suffix)
 	}
-	r := &reference{instanceID: instanceID, auditFile: os.Getenv("CONFORMANCE_AUDIT_FILE"), gets: map[string]int{}}
+	r := &reference{
+		instanceID: instanceID,
+		auditFile:  os.Getenv("CONFORMANCE_AUDIT_FILE"),
+		auditTimes: os.Getenv("CONFORMANCE_AUDIT_TIMES") == "1",
+		gets:       map[string]int{},
+	}
 	taskTypes := []kit.TaskType{{Type: name, Version: 1}}
 
 	var plugin kit.Plugin

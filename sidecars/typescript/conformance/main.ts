@@ -33,8 +33,10 @@ const audit = process.env.CONFORMANCE_AUDIT_FILE;
 const getsByAttempt = new Map<string, number>();
 let instanceId = process.env.PLUGIN_BRIDGE_INSTANCE_ID ?? "";
 
+const auditTimes = process.env.CONFORMANCE_AUDIT_TIMES === "1";
+
 function record(call: string, ctx: PluginContext<Script>): void {
-  if (audit) appendFileSync(audit, `${call} ${ctx.executionId} ${ctx.attempt} ${instanceId}\n`);
+  if (audit) appendFileSync(audit, `${call} ${ctx.executionId} ${ctx.attempt} ${instanceId}${auditTimes ? ` ${Date.now()}` : ""}\n`);
 }
 
 function outputs(ctx: PluginContext<Script>, extra: JsonObject = {}): JsonObject {
@@ -85,8 +87,19 @@ function handlesSoFar(state: PluginState | undefined): number {
   return Number(text);
 }
 
+/** "<a>/<b>" from the environment as two numbers, or undefined when the variable is unset. */
+function pair(variable: string): [number, number] | undefined {
+  const value = process.env[variable];
+  if (!value) return undefined;
+  const [a, b] = value.split("/").map(Number);
+  if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`${variable} must be "<number>/<number>", not "${value}"`);
+  return [a!, b!];
+}
+const quota = pair("CONFORMANCE_QUOTA");
+const readLimit = pair("CONFORMANCE_READ_LIMIT");
+const writeLimit = pair("CONFORMANCE_WRITE_LIMIT");
+
 const properties = {
-  // CONFORMANCE_RESYNC_MS is this kit's own addition, for load tests with many executions in flight.
   resyncInterval: Number(process.env.CONFORMANCE_RESYNC_MS ?? 200),
   createTimeout: 2_000,
   getTimeout: 2_000,
@@ -96,6 +109,9 @@ const properties = {
   abortTimeout: 2_000,
   finalizeTimeout: 2_000,
   maxSystemFailures: 2,
+  ...(quota && { quota: { total: quota[0], perNamespace: quota[1] } }),
+  ...(readLimit && { readLimit: { qps: readLimit[0], burst: readLimit[1] } }),
+  ...(writeLimit && { writeLimit: { qps: writeLimit[0], burst: writeLimit[1] } }),
 };
 
 /** Set once serve() answers; pushes are scheduled for later, so it is always set by then. */

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Dict, Mapping, Optional, Set
+import time
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 import grpc
 
@@ -31,6 +32,8 @@ from .. import (
     PluginError,
     PluginState,
     Properties,
+    RateLimit,
+    ResourceQuota,
     SyncPlugin,
     TaskType,
     phase_permanent_failure,
@@ -48,7 +51,8 @@ def _audit(call: str, ctx: PluginContext[Script]) -> None:
     if path:
         # One short append per line: concurrent writers (several instances) never interleave within a line.
         with open(path, "a", encoding="utf-8") as audit:
-            audit.write(f"{call} {ctx.execution_id} {ctx.attempt} {ctx.instance_id}\n")
+            when = f" {time.time_ns() // 1_000_000}" if os.environ.get("CONFORMANCE_AUDIT_TIMES") == "1" else ""
+            audit.write(f"{call} {ctx.execution_id} {ctx.attempt} {ctx.instance_id}{when}\n")
 
 
 def _outputs(ctx: PluginContext[Script], extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
@@ -107,8 +111,22 @@ async def act(behavior: int, ctx: PluginContext[Script]) -> Optional[PhaseResult
     raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown behavior {behavior}")
 
 
+def _pair(variable: str) -> Optional[Tuple[float, float]]:
+    """``"<a>/<b>"`` from the environment as two numbers, or None when the variable is unset."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    try:
+        a, b = (float(part) for part in value.split("/"))
+    except ValueError:
+        raise ValueError(f'{variable} must be "<number>/<number>", not "{value}"') from None
+    return a, b
+
+
 def _properties() -> Properties:
-    # CONFORMANCE_RESYNC_MS is the kits' own addition (the TS kit has it too), for load tests.
+    quota = _pair("CONFORMANCE_QUOTA")
+    read_limit = _pair("CONFORMANCE_READ_LIMIT")
+    write_limit = _pair("CONFORMANCE_WRITE_LIMIT")
     return Properties(
         resync_interval=int(os.environ.get("CONFORMANCE_RESYNC_MS", "200")) / 1000,
         create_timeout=2,
@@ -119,6 +137,9 @@ def _properties() -> Properties:
         abort_timeout=2,
         finalize_timeout=2,
         max_system_failures=2,
+        quota=quota and ResourceQuota(total=int(quota[0]), per_namespace=int(quota[1])),
+        read_limit=read_limit and RateLimit(qps=read_limit[0], burst=int(read_limit[1])),
+        write_limit=write_limit and RateLimit(qps=write_limit[0], burst=int(write_limit[1])),
     )
 
 

@@ -100,6 +100,10 @@ func (Behavior) EnumDescriptor() ([]byte, []int) {
 // one line per effective call to the file named by $CONFORMANCE_AUDIT_FILE: "<call> <execution id> <attempt>
 // <instance id>", where call is create, get, delete, do, handle, abort or finalize, written once the call has done
 // its work (a Create and a Finalize once per execution and attempt, however often retried).
+// Settings from the environment, read the same way by every kit: CONFORMANCE_RESYNC_MS, the resync interval in
+// milliseconds; CONFORMANCE_QUOTA "<total>/<per namespace>", a resource quota; CONFORMANCE_READ_LIMIT and
+// CONFORMANCE_WRITE_LIMIT "<qps>/<burst>", rate limits; CONFORMANCE_AUDIT_TIMES=1, every audit line ends with
+// " <epoch milliseconds>" of the moment the call did its work.
 // Success outputs are {"language": L, "instance": <instance id>, "echo": <echo>, "gets": <Gets of this attempt,
 // async only>, "handles": <Handles of this attempt, core only>}, when output_bytes > 0, "payload": output_bytes
 // times "x", and, when the call received secrets, "secrets": {"<group>/<key>": <length of the value>} (never values).

@@ -6,12 +6,15 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
 import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
 import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { SidecarService } from "@plugin-bridge/protocol/pluginbridge/v1/sidecar_service_pb.js";
 import { HealthStatus, WHOLE_SERVER } from "./api/health-service.js";
 import { createRegistryService } from "./api/registry-service.js";
+import { createSidecarService } from "./api/sidecar-service.js";
 import { startApiServer, type ApiServer } from "./api/server.js";
 import { DirectSync } from "./api/direct-sync.js";
 import { createTaskService } from "./api/task-service.js";
 import type { HostConfig } from "./config.js";
+import type { SidecarSpec } from "./config-file.js";
 import { EventLog } from "./coordination/event-log.js";
 import { ExecutionStore } from "./coordination/execution-store.js";
 import { listenForPushes } from "./coordination/push-listener.js";
@@ -27,6 +30,8 @@ import { SecretAccess } from "./machinery/secret-access.js";
 import { SecretResolver } from "./machinery/secrets.js";
 import { Worker } from "./machinery/worker.js";
 import { Metrics } from "./observability/metrics.js";
+import { startTracing } from "./observability/tracing.js";
+import { traceRequests } from "./api/tracing-interceptor.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { PluginClients } from "./registry/plugin-client.js";
 import { RoutingTable } from "./registry/routing-table.js";
@@ -46,10 +51,18 @@ export interface Host {
   restartSidecar(name: string): Promise<void>;
 }
 
+export interface HostOptions {
+  /**
+   * The sidecars as the configuration file reads now, for UpgradeSidecar; throws when the file does not load.
+   * Default: the specs the supervisor runs (a host started without a file).
+   */
+  readSidecars?: () => readonly SidecarSpec[];
+}
+
 /** Room left in a NATS message for headers when a record is stored. */
 const HEADER_ROOM_BYTES = 4096;
 
-export async function startHost(config: HostConfig, log: Logger): Promise<Host> {
+export async function startHost(config: HostConfig, log: Logger, options: HostOptions = {}): Promise<Host> {
   let natsChild: NatsServerProcess | undefined;
   let natsUrl = config.natsUrl;
   if (!natsUrl) {
@@ -72,6 +85,9 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
   let supervisor: Supervisor | undefined;
   // One registry per host, served on GET /metrics of the API port.
   const metrics = new Metrics();
+  // Traces when the OTEL_* environment asks for them (docs/architecture.md, "Traces").
+  const tracing = startTracing(process.env);
+  if (tracing.enabled) log.info("exporting traces over OTLP", { endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
   const clients = new PluginClients(metrics);
   try {
     nc = await connect({
@@ -140,6 +156,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
       shutdownGraceMs: config.shutdownGraceMs,
       health,
       metrics,
+      interceptors: [traceRequests()],
       log: (level, message, fields) => apiLog[level](message, fields),
       routes: (router) => {
         router.service(TaskService, createTaskService({
@@ -156,9 +173,13 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
           metrics,
         }));
         router.service(PluginRegistryService, createRegistryService(table));
+        router.service(SidecarService, createSidecarService({
+          supervisor: () => supervisor,
+          readSidecars: options.readSidecars ?? (() => supervisor?.sidecars().map((sidecar) => sidecar.spec) ?? []),
+        }));
       },
     });
-    for (const service of [WHOLE_SERVER, TaskService.typeName, PluginRegistryService.typeName]) {
+    for (const service of [WHOLE_SERVER, TaskService.typeName, PluginRegistryService.typeName, SidecarService.typeName]) {
       health.set(service, ServingStatus.SERVING);
     }
     log.info("serving", { url: api.url, nats: natsUrl });
@@ -173,6 +194,7 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
     clients.close();
     await nc?.close();
     await natsChild?.stop();
+    await tracing.shutdown();
     throw error;
   }
 
@@ -197,6 +219,8 @@ export async function startHost(config: HostConfig, log: Logger): Promise<Host> 
         clients.close();
         await started.nc.drain();
         await natsChild?.stop();
+        // Last: the spans of the final steps and calls go out before the process ends.
+        await tracing.shutdown();
         log.info("stopped");
       })();
       return stopping;

@@ -5,6 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { clone, create, toJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { trace } from "@opentelemetry/api";
 import { ExecutionRecordSchema, type ExecutionRecord } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import { Phase, TaskExecutionMetadataSchema, type TaskExecutionMetadata } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import {
@@ -26,6 +27,7 @@ import { SecretNotAllowedError, SecretNotFoundError, type SecretResolver } from 
 import { eventOf } from "../machinery/transitions.js";
 import type { Logger } from "../log.js";
 import type { HostMetrics } from "../observability/metrics.js";
+import { currentTraceCarrier } from "../observability/tracing.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import type { Specifications } from "../registry/specifications.js";
 import { customProblem } from "@plugin-bridge/kit/sdk";
@@ -171,7 +173,10 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       createdAt: now,
       updatedAt: now,
       attemptStartedAt: now,
+      // This request's span: every later step of the execution joins its trace.
+      traceContext: currentTraceCarrier(),
     });
+    trace.getActiveSpan()?.setAttribute("pluginbridge.execution_id", record.id);
     const size = deps.store.encodedSize(record);
     if (size > deps.maxRecordBytes) {
       throw new ConnectError(

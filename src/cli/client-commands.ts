@@ -3,8 +3,9 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { create, fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { createBridgeClient, type BridgeClient } from "@plugin-bridge/kit/sdk";
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createBridgeClient, createBridgeTransport, type BridgeClient } from "@plugin-bridge/kit/sdk";
+import { ReplicaState, SidecarService, type SupervisedReplica } from "@plugin-bridge/protocol/pluginbridge/v1/sidecar_service_pb.js";
 import { PluginInstanceSchema, PluginKind } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import { Phase, TaskExecutionMetadataSchema } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import {
@@ -21,7 +22,12 @@ import { table } from "./table.js";
 export const EXIT = { success: 0, taskFailed: 1, usage: 2, taskAborted: 3, unreachable: 4, refused: 5 } as const;
 
 export const clientUsage = `Client commands (all take --url, default $PLUGIN_BRIDGE_URL or http://127.0.0.1:8080, and --json):
-  plugins ls [--type T]              live plugin instances: versions, kinds, endpoints, task types, draining
+  plugins ls [--type T]              live plugin instances: versions, kinds, endpoints, task types, state (the
+                                     supervisor's for sidecars this host runs), heartbeat age, restarts
+  sidecars ls                        the sidecars this host supervises: replicas, state, pid, restarts, last exit
+  upgrade SIDECAR                    start new replicas from the sidecar's entry in the host's config file as it
+                                     reads now, route to them, then drain and stop the old ones; a new replica that
+                                     does not serve is stopped and the old ones keep serving (exit 5)
   run FILE [--namespace N] [--idempotency-key K] [--detach]
                                      submit a task from a JSON or YAML file ({template, inputs?, metadata?}, proto3
                                      JSON names) and follow it to the end with a progress line
@@ -36,22 +42,25 @@ const phaseName = (phase: Phase | undefined): string => (Phase[phase ?? Phase.UN
 const exitFor = (phase: Phase | undefined): number =>
   phase === Phase.SUCCESS ? EXIT.success : phase === Phase.ABORTED ? EXIT.taskAborted : EXIT.taskFailed;
 
-interface Common {
+export interface Common {
   client: BridgeClient;
+  /** The host's supervised sidecars (operators). */
+  sidecars: Client<typeof SidecarService>;
   json: boolean;
   out: (line: string) => void;
 }
 
-function common(values: { url?: string; json?: boolean }): Common {
+export function common(values: { url?: string; json?: boolean }): Common {
   const baseUrl = values.url ?? process.env.PLUGIN_BRIDGE_URL ?? "http://127.0.0.1:8080";
   return {
     client: createBridgeClient({ baseUrl, protocol: "grpc" }),
+    sidecars: createClient(SidecarService, createBridgeTransport({ baseUrl, protocol: "grpc" })),
     json: values.json ?? false,
     out: (line) => process.stdout.write(line + "\n"),
   };
 }
 
-const shared = { url: { type: "string" }, json: { type: "boolean" } } as const;
+export const shared = { url: { type: "string" }, json: { type: "boolean" } } as const;
 
 function eventLine(event: TaskEvent): string {
   const info = event.phaseInfo;
@@ -60,7 +69,7 @@ function eventLine(event: TaskEvent): string {
 }
 
 /** Turns the host's refusals into exit codes with their message; anything else is thrown on. */
-async function guarded(run: () => Promise<number>): Promise<number> {
+export async function guarded(run: () => Promise<number>): Promise<number> {
   try {
     return await run();
   } catch (error) {
@@ -107,6 +116,15 @@ function readTaskFile(file: string, namespace: string | undefined, idempotencyKe
   }
 }
 
+/** "serving", "backing-off", … as the supervisor says it. */
+export const replicaStateName = (state: ReplicaState): string => (ReplicaState[state] ?? String(state)).toLowerCase().replaceAll("_", "-");
+
+/** The replicas the host supervises, by instance id; none from a host that supervises nothing. */
+async function supervisedReplicas(c: Common): Promise<Map<string, SupervisedReplica>> {
+  const { sidecars } = await c.sidecars.listSidecars({});
+  return new Map(sidecars.flatMap((sidecar) => sidecar.replicas.map((replica) => [replica.instanceId, replica] as const)));
+}
+
 /** A command line or a file that cannot be used: exit 2 with the message. */
 export class UsageError extends Error {}
 
@@ -127,21 +145,31 @@ export async function clientCommand(command: string, argv: string[]): Promise<nu
     if (positionals[0] !== "ls") throw new UsageError(`plugins: the only subcommand is "ls"`);
     const c = common(values);
     return await guarded(async () => {
-      const { plugins } = await c.client.registry.listPlugins({ taskType: values.type ?? "" });
+      const [{ plugins }, supervised] = await Promise.all([
+        c.client.registry.listPlugins({ taskType: values.type ?? "" }),
+        supervisedReplicas(c),
+      ]);
       const instances = plugins.flatMap((plugin) => plugin.instances);
       if (c.json) {
         for (const instance of instances) c.out(JSON.stringify(toJson(PluginInstanceSchema, instance)));
         return EXIT.success;
       }
-      c.out(table(["PLUGIN", "VERSION", "KIND", "INSTANCE", "ENDPOINT", "TASK TYPES", "STATE"], instances.map((i) => [
-        i.descriptor?.name ?? "",
-        i.descriptor?.version ?? "",
-        PluginKind[i.descriptor?.kind ?? PluginKind.UNSPECIFIED] ?? "",
-        i.instanceId,
-        i.endpoint,
-        (i.descriptor?.taskTypes ?? []).map((t) => `${t.type}@${t.version}`).join(","),
-        i.draining ? "draining" : "serving",
-      ])));
+      const now = Date.now();
+      c.out(table(["PLUGIN", "VERSION", "KIND", "INSTANCE", "ENDPOINT", "TASK TYPES", "STATE", "HEARTBEAT", "RESTARTS"], instances.map((i) => {
+        const replica = supervised.get(i.instanceId);
+        return [
+          i.descriptor?.name ?? "",
+          i.descriptor?.version ?? "",
+          PluginKind[i.descriptor?.kind ?? PluginKind.UNSPECIFIED] ?? "",
+          i.instanceId,
+          i.endpoint,
+          (i.descriptor?.taskTypes ?? []).map((t) => `${t.type}@${t.version}`).join(","),
+          // Draining is what routing sees; for a replica this host supervises, its supervisor knows more.
+          i.draining ? "draining" : replica ? replicaStateName(replica.state) : "serving",
+          i.heartbeatAt ? `${Math.max(0, Math.round((now - Number(i.heartbeatAt.seconds) * 1000) / 1000))}s ago` : "",
+          replica ? String(replica.restarts) : "-",
+        ];
+      })));
       return EXIT.success;
     });
   }

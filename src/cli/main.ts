@@ -1,6 +1,7 @@
 // The `plugin-bridge` command: one file per subcommand, dispatched here.
 import { ConfigError } from "../config.js";
 import { clientCommand, clientUsage, EXIT, UsageError } from "./client-commands.js";
+import { operatorCommand } from "./operator-commands.js";
 import { serve, serveUsage } from "./serve.js";
 
 const usage = `plugin-bridge <command>
@@ -8,7 +9,7 @@ const usage = `plugin-bridge <command>
 Commands:
   serve    run a host (API + execution engine); see plugin-bridge serve --help
   dev      serve with its own nats-server and the config's sidecars, restarting a sidecar when its files change
-  plugins ls, run, get, watch, abort, ls: talk to a running host (below)
+  plugins ls, run, get, watch, abort, ls, sidecars ls, upgrade: talk to a running host (below)
 
 ${clientUsage}
 
@@ -27,8 +28,10 @@ async function main(argv: string[]): Promise<number> {
     case "watch":
     case "abort":
     case "ls":
+    case "sidecars":
+    case "upgrade":
       try {
-        return await clientCommand(command, rest);
+        return command === "sidecars" || command === "upgrade" ? await operatorCommand(command, rest) : await clientCommand(command, rest);
       } catch (error) {
         // A bad command line (parseArgs throws TypeErrors with a code) or task file: say why, exit 2.
         if (error instanceof UsageError || (error instanceof TypeError && "code" in error)) {

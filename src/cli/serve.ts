@@ -45,7 +45,9 @@ export async function serve(argv: string[], dev = false): Promise<number> {
   if (dev && !configFile) throw new ConfigError("dev needs --config: the sidecars to run come from it");
   const config = loadConfig(flags, process.env, configFile);
   const log = createLogger({ fields: { component: "host" } });
-  const host = await startHost(config, log);
+  // UpgradeSidecar takes the sidecar's entry from the file as it reads at that moment.
+  const readSidecars = configFile ? () => loadConfig(flags, process.env, configFile).sidecars : undefined;
+  const host = await startHost(config, log, readSidecars && { readSidecars });
   const stopWatching = dev ? watchSidecars(config, host, log) : () => {};
   return await new Promise<number>((resolve) => {
     let signalled = false;

@@ -2,6 +2,7 @@
 // when the execution wants its next step. Hosts are stateless: every fact a step needs is in the record.
 import { create, equals } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
+import { context as otelContext } from "@opentelemetry/api";
 import {
   ExecutionRecordSchema,
   type ExecutionRecord,
@@ -22,6 +23,7 @@ import type { EventLog } from "../coordination/event-log.js";
 import { RevisionConflictError, type ExecutionStore, type StoredRecord } from "../coordination/execution-store.js";
 import type { Logger } from "../log.js";
 import type { HostMetrics } from "../observability/metrics.js";
+import { contextFromCarrier } from "../observability/tracing.js";
 import { isUserError, PluginCallError, type PluginClients } from "../registry/plugin-client.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
@@ -141,7 +143,8 @@ export class Executor {
       return { kind: "again", delayMs: 250 };
     }
     try {
-      return await this.stepRecord(stored);
+      // The step's plugin calls join the trace of the request that created the execution.
+      return await otelContext.with(contextFromCarrier(stored.record.traceContext), () => this.stepRecord(stored));
     } catch (error) {
       if (error instanceof RevisionConflictError) {
         // Another host or an AbortTask changed the record meanwhile: look again with the new state.
@@ -692,11 +695,23 @@ export class Executor {
     const reported = redactor.phaseInfo(pushed.phaseInfo);
     if (!reported || reported.phase === Phase.UNSPECIFIED) return "dropped";
     const outputs = redactor.json(pushed.outputs);
+    // A core plugin's pushed end calls Finalize: in the execution's trace, as a step would.
+    return await otelContext.with(contextFromCarrier(record.traceContext), () => this.applyReported(stored, descriptor, reported, outputs, pushed.instanceId));
+  }
+
+  private async applyReported(
+    stored: StoredRecord,
+    descriptor: PluginDescriptor,
+    reported: PhaseInfo,
+    outputs: ExecutionRecord["outputs"],
+    instanceId: string,
+  ): Promise<"applied" | "dropped"> {
+    const { record } = stored;
     try {
       if (!isTerminalPhase(reported.phase)) {
         if (!phaseChanged(record.phaseInfo, reported)) return "dropped";
         await this.commit(stored, enterPhase(record, reported, (next) => {
-          next.lastInstanceId = pushed.instanceId;
+          next.lastInstanceId = instanceId;
         }));
       } else if (descriptor.kind === PluginKind.CORE) {
         // As a terminal Handle: the end is written pending, Finalize follows at once (or at the next step).

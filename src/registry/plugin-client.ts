@@ -10,7 +10,9 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { context, propagation, SpanKind, trace, type Span, type TextMapSetter } from "@opentelemetry/api";
 import { isPluginOperation, NO_METRICS, type HostMetrics } from "../observability/metrics.js";
+import { endRpcSpan, startRpcSpan } from "../observability/tracing.js";
 
 /** A failed plugin call, with the gRPC status the sidecar (or the channel) gave. */
 export class PluginCallError extends Error {
@@ -43,6 +45,14 @@ const USER_CODES = new Set<grpc.status>([
 
 export function isUserError(error: PluginCallError): boolean {
   return USER_CODES.has(error.code);
+}
+
+/** Writes the trace context into a call's gRPC metadata, where every kit reads it. */
+const metadataSetter: TextMapSetter<grpc.Metadata> = { set: (metadata, key, value) => metadata.set(key, value) };
+
+/** Every plugin operation's request carries the task's context; its execution id and attempt label the span. */
+interface WithTaskContext {
+  context?: { executionId?: { id?: string; attempt?: number } };
 }
 
 /** Where a call goes: an announced instance (its descriptor names the plugin, for the metrics). */
@@ -78,18 +88,43 @@ export class PluginClients {
     timeoutMs: number,
   ): Promise<MessageShape<O>> {
     const operation = method.localName;
-    if (!isPluginOperation(operation)) return await this.send(method, target, request, timeoutMs);
+    if (!isPluginOperation(operation)) return await this.send(method, target, request, timeoutMs, new grpc.Metadata());
     const plugin = target.descriptor?.name ?? "";
+    const span = this.startSpan(method, target, request);
+    const metadata = new grpc.Metadata();
+    propagation.inject(trace.setSpan(context.active(), span), metadata, metadataSetter);
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     try {
-      const response = await this.send(method, target, request, timeoutMs);
+      const response = await this.send(method, target, request, timeoutMs, metadata);
       this.metrics.pluginCall(plugin, operation, seconds());
+      endRpcSpan(span, grpc.status.OK);
       return response;
     } catch (error) {
-      this.metrics.pluginCall(plugin, operation, seconds(), error instanceof PluginCallError ? error.code : grpc.status.UNKNOWN);
+      const code = error instanceof PluginCallError ? error.code : grpc.status.UNKNOWN;
+      this.metrics.pluginCall(plugin, operation, seconds(), code);
+      // A plugin's error details may hold a secret until the executor redacts them: the span gets the code's name.
+      endRpcSpan(span, code, grpc.status[code]);
       throw error;
     }
+  }
+
+  /** The CLIENT span of one plugin call, a child of the step's (the execution's) or the request's context. */
+  private startSpan<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    target: CallTarget,
+    request: MessageInitShape<I>,
+  ): Span {
+    const span = startRpcSpan(method.parent.typeName, method.name, SpanKind.CLIENT, context.active());
+    if (!span.isRecording()) return span;
+    const execution = (request as WithTaskContext).context?.executionId;
+    span.setAttributes({
+      "pluginbridge.plugin": target.descriptor?.name ?? "",
+      "pluginbridge.instance_id": target.instanceId,
+      "pluginbridge.execution_id": execution?.id ?? "",
+      "pluginbridge.attempt": execution?.attempt ?? 0,
+    });
+    return span;
   }
 
   private async send<I extends DescMessage, O extends DescMessage>(
@@ -97,6 +132,7 @@ export class PluginClients {
     target: CallTarget,
     request: MessageInitShape<I>,
     timeoutMs: number,
+    metadata: grpc.Metadata,
   ): Promise<MessageShape<O>> {
     const path = `/${method.parent.typeName}/${method.name}`;
     const client = this.client(target.endpoint);
@@ -106,7 +142,7 @@ export class PluginClients {
         (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
         (bytes: Buffer) => fromBinary(method.output, bytes),
         create(method.input, request),
-        new grpc.Metadata(),
+        metadata,
         { deadline: Date.now() + timeoutMs },
         (error, response) => {
           if (error) {

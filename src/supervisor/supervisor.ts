@@ -25,8 +25,36 @@ interface Running {
 
 const sameSpec = (a: SidecarSpec, b: SidecarSpec): boolean => JSON.stringify(a) === JSON.stringify(b);
 
+/** A name the supervisor does not run. */
+export class UnknownSidecarError extends Error {
+  constructor(readonly sidecar: string, readonly known: string[]) {
+    super(`no supervised sidecar is named "${sidecar}" (supervised: ${known.length > 0 ? known.join(", ") : "none"})`);
+    this.name = "UnknownSidecarError";
+  }
+}
+
+/** Another upgrade of the same sidecar has not finished. */
+export class UpgradeUnderWayError extends Error {
+  constructor(readonly sidecar: string) {
+    super(`an upgrade of sidecar "${sidecar}" is already under way`);
+    this.name = "UpgradeUnderWayError";
+  }
+}
+
+/** New replicas that did not come to serve; the old ones still run. */
+export class UpgradeFailedError extends Error {
+  constructor(readonly sidecar: string, readonly reports: ReplicaStatus[]) {
+    super(
+      `sidecar "${sidecar}" not upgraded, the old replicas keep serving: ${reports.map((report) => `${report.instanceId} ${report.state}${report.lastExit ? ` (${report.lastExit})` : ""}`).join("; ")}`,
+    );
+    this.name = "UpgradeFailedError";
+  }
+}
+
 export class Supervisor {
   private running: Running[] = [];
+  /** Sidecars with an upgrade under way: one at a time each. */
+  private readonly upgrading = new Set<string>();
   private readonly clients = new PluginClients();
   private readonly policy: RestartPolicy;
 
@@ -50,41 +78,77 @@ export class Supervisor {
   }
 
   /**
-   * Applies a new list of sidecars (a config reload): a sidecar whose spec changed is upgraded — its new replicas
-   * start and serve first, then the old ones drain (they announce `draining`, hosts route new steps to the new
-   * ones, calls in flight finish) and stop; one that is gone is drained and stopped; a new one is started.
+   * Applies a new list of sidecars (a config reload): a sidecar whose spec changed is upgraded (see `upgrade`); one
+   * that is gone is drained and stopped; a new one is started. A sidecar whose new replicas do not serve keeps its
+   * old ones, and the others are applied all the same.
    */
   async reload(specs: readonly SidecarSpec[]): Promise<void> {
     const log = this.options.log.child({ component: "supervisor" });
-    const next: Running[] = [];
-    const retired: Running[] = [];
     for (const spec of specs) {
-      const current = this.running.find((running) => running.spec.name === spec.name);
-      if (current && sameSpec(current.spec, spec)) {
-        next.push(current);
-        continue;
+      const current = this.find(spec.name);
+      if (current && sameSpec(current.spec, spec)) continue;
+      try {
+        if (current) await this.upgrade(spec);
+        else this.running.push(await this.launch(spec));
+      } catch (error) {
+        if (!(error instanceof UpgradeFailedError)) throw error;
+        log.error("sidecar not upgraded: the old replicas keep serving", { sidecar: spec.name, reports: error.reports });
       }
-      if (current) log.info("upgrading sidecar: new replicas first", { sidecar: spec.name });
-      const launched = await this.launch(spec);
-      // The old replicas drain only once the new ones serve.
-      await Promise.all(launched.replicas.map((replica) => replica.start()));
-      next.push(launched);
-      if (current) retired.push(current);
     }
-    retired.push(...this.running.filter((running) => !specs.some((spec) => spec.name === running.spec.name)));
-    this.running = next;
-    await Promise.all(retired.flatMap((running) => running.replicas.map((replica) => replica.stop())));
-    if (retired.length > 0) log.info("old sidecar replicas drained and stopped", { sidecars: retired.map((running) => running.spec.name) });
+    const gone = this.running.filter((running) => !specs.some((spec) => spec.name === running.spec.name));
+    this.running = this.running.filter((running) => !gone.includes(running));
+    await Promise.all(gone.flatMap((running) => running.replicas.map((replica) => replica.stop())));
+    if (gone.length > 0) log.info("removed sidecars drained and stopped", { sidecars: gone.map((running) => running.spec.name) });
   }
 
-  /** Replaces a sidecar's replicas with fresh ones from the same spec, new ones first (`plugin-bridge dev`). */
+  /**
+   * Replaces a sidecar's replicas with new ones from `spec` (default: the spec it runs), new ones first: they start
+   * and serve, hosts route new steps to them, then the old ones drain (they announce `draining`, calls in flight
+   * finish) and stop. When a new replica does not serve (start timeout, crash loop) the new ones are stopped, the
+   * old ones keep serving, and UpgradeFailedError says why. Returns the retired replicas' last status.
+   */
+  async upgrade(spec: SidecarSpec): Promise<ReplicaStatus[]> {
+    const current = this.find(spec.name);
+    if (!current) throw new UnknownSidecarError(spec.name, this.running.map((running) => running.spec.name));
+    if (this.upgrading.has(spec.name)) throw new UpgradeUnderWayError(spec.name);
+    this.upgrading.add(spec.name);
+    try {
+      const log = this.options.log.child({ component: "supervisor" });
+      log.info("upgrading sidecar: new replicas first", { sidecar: spec.name });
+      const launched = await this.launch(spec);
+      await Promise.all(launched.replicas.map((replica) => replica.start()));
+      const failed = launched.replicas.map((replica) => replica.status()).filter((status) => status.state !== "serving");
+      if (failed.length > 0) {
+        await Promise.all(launched.replicas.map((replica) => replica.stop()));
+        throw new UpgradeFailedError(spec.name, failed);
+      }
+      this.running = this.running.map((running) => (running === current ? launched : running));
+      await Promise.all(current.replicas.map((replica) => replica.stop()));
+      log.info("sidecar upgraded: old replicas drained and stopped", { sidecar: spec.name });
+      return current.replicas.map((replica) => replica.status());
+    } finally {
+      this.upgrading.delete(spec.name);
+    }
+  }
+
+  /** Replaces a sidecar's replicas with fresh ones from the same spec (`plugin-bridge dev` after a file changed). */
   async replace(name: string): Promise<void> {
-    const current = this.running.find((running) => running.spec.name === name);
-    if (!current) return;
-    const launched = await this.launch(current.spec);
-    await Promise.all(launched.replicas.map((replica) => replica.start()));
-    this.running = this.running.map((running) => (running === current ? launched : running));
-    await Promise.all(current.replicas.map((replica) => replica.stop()));
+    const current = this.find(name);
+    if (current) await this.upgrade(current.spec);
+  }
+
+  /** The spec a supervised sidecar runs; undefined for a name the supervisor does not know. */
+  specOf(name: string): SidecarSpec | undefined {
+    return this.find(name)?.spec;
+  }
+
+  /** Every supervised sidecar with its replicas' status, in the configuration's order. */
+  sidecars(): Array<{ spec: SidecarSpec; replicas: ReplicaStatus[] }> {
+    return this.running.map((running) => ({ spec: running.spec, replicas: running.replicas.map((replica) => replica.status()) }));
+  }
+
+  private find(name: string): Running | undefined {
+    return this.running.find((running) => running.spec.name === name);
   }
 
   private async launch(spec: SidecarSpec): Promise<Running> {

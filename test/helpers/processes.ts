@@ -107,14 +107,14 @@ export interface TestHost extends RunningProcess {
   port: number;
 }
 
-/** Starts `plugin-bridge serve` on a free loopback port against `natsUrl`; resolves once it serves. */
-export async function startHost(natsUrl: string, flags: Record<string, string> = {}): Promise<TestHost> {
+/** Starts `plugin-bridge serve` on a free loopback port against `natsUrl` (`env` added to its environment); resolves once it serves. */
+export async function startHost(natsUrl: string, flags: Record<string, string> = {}, env: NodeJS.ProcessEnv = {}): Promise<TestHost> {
   const port = await freePort();
   const args = [path.join(projectRoot, "bin", "plugin-bridge.js"), "serve", "--nats-url", natsUrl, "--listen-port", String(port)];
   for (const [flag, value] of Object.entries({ "ack-wait-ms": "5000", "no-instance-retry-ms": "500", ...flags })) {
     args.push(`--${flag}`, value);
   }
-  const host = run(process.execPath, args);
+  const host = run(process.execPath, args, env);
   await host.waitFor("serving", 30_000);
   return { ...host, url: `http://127.0.0.1:${port}`, port };
 }

@@ -1,12 +1,11 @@
 // The real `plugin-bridge` binary against a real host and plugin: plugins ls, run (YAML and JSON task files), get,
 // watch, abort and ls, as tables and as --json, with exit codes that say how a task ended.
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli, type CliResult } from "../helpers/cli.js";
 import { waitForPlugin } from "../helpers/clients.js";
-import { projectRoot, startHost, startReferencePlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
+import { startHost, startReferencePlugin, startTestNats, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 
 const work = tempDir("cli");
 let nats: TestNats;
@@ -26,24 +25,7 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(projectRoot, "bin", "plugin-bridge.js"), ...args], {
-      env: { ...process.env, PLUGIN_BRIDGE_URL: host.url },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const cli = (...args: string[]): Promise<CliResult> => runCli(host.url, args);
 
 function taskFile(name: string, content: string): string {
   const file = path.join(work, name);

@@ -92,6 +92,6 @@ describe("a live upgrade", () => {
     expect(ids.filter((id) => !finishedOnNew.has(id))).toEqual([]);
     // One Create each, on the old replicas: the upgrade started no work twice.
     expect(audit().filter(([call]) => call === "create")).toHaveLength(EXECUTIONS);
-    expect(host.output()).toContain("old sidecar replicas drained and stopped");
+    expect(host.output()).toContain("sidecar upgraded: old replicas drained and stopped");
   });
 });

@@ -4,7 +4,9 @@ the generated descriptors, NATS KV reads. Every wait is bounded; everything bind
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -29,6 +31,7 @@ from plugin_bridge.grpc_service import client_methods
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = KIT_ROOT.parent.parent
 NATS_SERVER = PROJECT_ROOT / ".tools" / "bin" / "nats-server"
+OTLP_RECEIVER = PROJECT_ROOT / "test" / "helpers" / "otlp_receiver.py"
 PYTHON = sys.executable
 
 T = TypeVar("T")
@@ -202,19 +205,21 @@ def start_sidecar(
     nats_url: str,
     socket_dir: Path,
     instance_id: str,
-    env: Optional[Dict[str, str]] = None,
+    env: Optional[Dict[str, Optional[str]]] = None,
     wait_serving: bool = True,
 ) -> Sidecar:
-    """Starts ``python -m <module>`` as a sidecar on a unix socket and waits until health says SERVING."""
+    """Starts ``python -m <module>`` as a sidecar on a unix socket and waits until health says SERVING.
+    ``env`` adds to the test's environment; a None value removes the variable."""
     endpoint = f"unix:{socket_dir / (instance_id + '.sock')}"
     log_path = socket_dir / f"{instance_id}.log"
-    full_env = {
+    merged = {
         **os.environ,
         "PLUGIN_BRIDGE_NATS_URL": nats_url,
         "PLUGIN_BRIDGE_ENDPOINT": endpoint,
         "PLUGIN_BRIDGE_INSTANCE_ID": instance_id,
         **(env or {}),
     }
+    full_env = {key: value for key, value in merged.items() if value is not None}
     log_file = open(log_path, "ab")
     process = subprocess.Popen(
         [PYTHON, "-m", module], env=full_env, stdout=subprocess.DEVNULL, stderr=log_file, cwd=str(socket_dir)
@@ -233,6 +238,49 @@ def start_sidecar(
             sidecar.stop(5)
             raise AssertionError(f"sidecar {instance_id} did not serve:\n{sidecar.logs()}")
     return sidecar
+
+
+class OtlpReceiver:
+    """The project's test OTLP receiver (``test/helpers/otlp_receiver.py``) as a process on a loopback port:
+    every span exported to it becomes one JSON line in ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.process = subprocess.Popen(
+            [PYTHON, str(OTLP_RECEIVER), str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.process.stdout is not None
+        # One line, "listening <port>", once it serves; bounded so a receiver that fails cannot hang the test.
+        ready, _, _ = select.select([self.process.stdout], [], [], 20)
+        line = self.process.stdout.readline() if ready else ""
+        if not line.startswith("listening "):
+            self.stop()
+            raise AssertionError(f"the OTLP receiver did not start: {line!r}")
+        self.endpoint = f"http://127.0.0.1:{int(line.split()[1])}"
+
+    def spans(self) -> List[Dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def without_otel_env(**settings: str) -> Dict[str, Optional[str]]:
+    """A ``start_sidecar`` env that removes every OTEL_* variable of the test's own environment, then sets
+    ``settings``: each test says exactly which OpenTelemetry configuration its sidecar gets."""
+    env: Dict[str, Optional[str]] = {key: None for key in os.environ if key.startswith("OTEL_")}
+    env.update(settings)
+    return env
 
 
 def short_tempdir(prefix: str) -> Path:

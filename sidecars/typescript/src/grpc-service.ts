@@ -24,6 +24,7 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
   type ServiceDefinition,
+  type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { PluginError, toServiceError } from "./errors.js";
@@ -99,6 +100,22 @@ export type ServiceImplementation<Methods extends GenServiceMethods> = {
  */
 export type CallGate = (method: DescMethod) => () => void;
 
+/**
+ * Watches each unary call from its arrival (before the gate) to its answer; serve() gives one to the plugin
+ * services when tracing is on (tracing.ts), and none otherwise, so an untraced call pays nothing for it.
+ */
+export type CallObserver = (method: DescMethod, call: ServerUnaryCall<unknown, unknown>) => ObservedCall;
+
+/** One observed call. */
+export interface ObservedCall {
+  /** Runs the call's handling (gate, handler) inside the observer's context, such as its span's. */
+  run(handle: () => void): void;
+  /** The call is answered with `response`. */
+  succeeded(response: unknown): void;
+  /** The call is answered with `answer`; `thrown` is what the gate or the handler threw. */
+  failed(answer: Partial<ServiceError>, thrown: unknown): void;
+}
+
 /** An AbortSignal for a server call: the client's cancellation, or the call's own deadline. */
 function callSignal(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): { signal: AbortSignal; dispose: () => void } {
   const controller = new AbortController();
@@ -125,11 +142,15 @@ function callSignal(call: ServerUnaryCall<unknown, unknown> | ServerWritableStre
   };
 }
 
-/** Wraps typed handlers into a grpc-js implementation: errors become statuses (see errors.ts). */
+/**
+ * Wraps typed handlers into a grpc-js implementation: errors become statuses (see errors.ts). `observe` watches
+ * the unary calls (the plugin operations; the only streaming method, health's Watch, is not observed).
+ */
 export function implementService<Methods extends GenServiceMethods>(
   service: GenService<Methods>,
   implementation: ServiceImplementation<Methods>,
   gate?: CallGate,
+  observe?: CallObserver,
 ): UntypedServiceImplementation {
   const handlers: UntypedServiceImplementation = {};
   const impls = implementation as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
@@ -140,27 +161,49 @@ export function implementService<Methods extends GenServiceMethods>(
     const output: DescMessage = method.output;
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-        let leave: (() => void) | undefined;
-        try {
-          leave = gate?.(method);
-        } catch (error) {
-          callback(toServiceError(error));
-          return;
-        }
-        const { signal, dispose } = callSignal(call);
-        const info: CallInfo = { signal, metadata: call.metadata, path };
-        impl(call.request, info).then(
-          (response) => {
-            dispose();
-            leave?.();
-            callback(null, create(output, response as MessageInitShape<DescMessage>));
-          },
-          (error: unknown) => {
-            dispose();
-            leave?.();
-            callback(toServiceError(error));
-          },
-        );
+        const observed = observe?.(method, call);
+        const fail = (error: unknown): void => {
+          const answer = toServiceError(error);
+          observed?.failed(answer, error);
+          callback(answer);
+        };
+        const succeed = (response: unknown): void => {
+          let message: unknown;
+          try {
+            message = create(output, response as MessageInitShape<DescMessage>);
+          } catch (error) {
+            // A handler's result that is no response message: answered as the handler's own failure would be.
+            fail(error);
+            return;
+          }
+          observed?.succeeded(message);
+          callback(null, message);
+        };
+        const handle = (): void => {
+          let leave: (() => void) | undefined;
+          try {
+            leave = gate?.(method);
+          } catch (error) {
+            fail(error);
+            return;
+          }
+          const { signal, dispose } = callSignal(call);
+          const info: CallInfo = { signal, metadata: call.metadata, path };
+          impl(call.request, info).then(
+            (response) => {
+              dispose();
+              leave?.();
+              succeed(response);
+            },
+            (error: unknown) => {
+              dispose();
+              leave?.();
+              fail(error);
+            },
+          );
+        };
+        if (observed) observed.run(handle);
+        else handle();
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = (call: ServerWritableStream<unknown, unknown>) => {

@@ -46,12 +46,15 @@ export {
   implementService,
   type CallGate,
   type CallInfo,
+  type CallObserver,
+  type ObservedCall,
   type ClientCallOptions,
   type MethodsOf,
   type PromiseClient,
   type ServiceImplementation,
 } from "./grpc-service.js";
 export { HealthState, healthService, ServingStatus } from "./health.js";
+export { KIT_TRACER_NAME, startTracing, tracingRequested, type KitTracing, type TracedPlugin } from "./tracing.js";
 export {
   CREATE_CALL,
   FINALIZE_CALL,

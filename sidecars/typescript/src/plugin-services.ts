@@ -15,7 +15,7 @@ import { Phase, PhaseInfoSchema, type PhaseInfo } from "@plugin-bridge/protocol/
 import { buildPluginContext } from "./context.js";
 import { PluginError } from "./errors.js";
 import type { IdempotentCalls } from "./idempotency.js";
-import { implementService, type CallGate, type CallInfo } from "./grpc-service.js";
+import { implementService, type CallGate, type CallInfo, type CallObserver } from "./grpc-service.js";
 import { createKey, finalizeKey } from "./keys.js";
 import type { Logger } from "./log.js";
 import { decodeResourceMeta, encodeResourceMeta } from "./meta.js";
@@ -66,6 +66,7 @@ export function asyncService(
   creates: IdempotentCalls,
   log: Logger,
   gate?: CallGate,
+  observe?: CallObserver,
 ): UntypedServiceImplementation {
   const encoding = plugin.resourceMeta ?? "json";
   const context = contextFor(plugin, log);
@@ -96,11 +97,17 @@ export function asyncService(
       },
     },
     gate,
+    observe,
   );
 }
 
 /** SyncPluginService over a sync plugin. */
-export function syncService(plugin: SyncPlugin<DescMessage>, log: Logger, gate?: CallGate): UntypedServiceImplementation {
+export function syncService(
+  plugin: SyncPlugin<DescMessage>,
+  log: Logger,
+  gate?: CallGate,
+  observe?: CallObserver,
+): UntypedServiceImplementation {
   const context = contextFor(plugin, log);
   return implementService(
     SyncPluginService,
@@ -119,6 +126,7 @@ export function syncService(plugin: SyncPlugin<DescMessage>, log: Logger, gate?:
       },
     },
     gate,
+    observe,
   );
 }
 
@@ -152,6 +160,7 @@ export function coreService(
   finalizes: IdempotentCalls,
   log: Logger,
   gate?: CallGate,
+  observe?: CallObserver,
 ): UntypedServiceImplementation {
   const context = contextFor(plugin, log);
   return implementService(
@@ -181,5 +190,6 @@ export function coreService(
       },
     },
     gate,
+    observe,
   );
 }

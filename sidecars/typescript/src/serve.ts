@@ -1,6 +1,7 @@
 // Runs a declared plugin as a sidecar: binds the gRPC server, turns health SERVING, then announces itself on
 // NATS and keeps heartbeating. On SIGTERM/SIGINT it drains: refuses new calls, turns NOT_SERVING, announces
-// draining, lets calls in flight finish (bounded), withdraws its announcement, shuts down and exits 0.
+// draining, lets calls in flight finish (bounded), withdraws its announcement, exports the last spans (when it
+// traces; tracing.ts), shuts down and exits 0.
 import { randomBytes } from "node:crypto";
 import { existsSync, unlinkSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -46,6 +47,7 @@ import {
 import type { PhaseResult } from "./phases.js";
 import { asyncService, coreService, metadataService, phaseResponse, syncService } from "./plugin-services.js";
 import type { Plugin } from "./plugin.js";
+import { startTracing } from "./tracing.js";
 
 export interface ServeOptions {
   /**
@@ -158,6 +160,8 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
     };
   };
 
+  const tracing = startTracing({ name: plugin.name, version: plugin.version, instanceId: config.instanceId }, log);
+
   const nats = config.natsUrl === false ? undefined : new NatsLink(config.natsUrl, config.instanceId, log);
   if (!nats) {
     log("warn", "running without NATS: no announcement, Create and Finalize idempotent within this process only");
@@ -175,12 +179,12 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
   server.addService(grpcServiceDefinition(PluginMetadataService), metadataService(descriptor));
   if (plugin.kind === "async") {
     const creates = new IdempotentCalls(store, log, CREATE_CALL);
-    server.addService(grpcServiceDefinition(AsyncPluginService), asyncService(plugin, creates, log, gate));
+    server.addService(grpcServiceDefinition(AsyncPluginService), asyncService(plugin, creates, log, gate, tracing.observe));
   } else if (plugin.kind === "sync") {
-    server.addService(grpcServiceDefinition(SyncPluginService), syncService(plugin, log, gate));
+    server.addService(grpcServiceDefinition(SyncPluginService), syncService(plugin, log, gate, tracing.observe));
   } else {
     const finalizes = new IdempotentCalls(store, log, FINALIZE_CALL);
-    server.addService(grpcServiceDefinition(CorePluginService), coreService(plugin, finalizes, log, gate));
+    server.addService(grpcServiceDefinition(CorePluginService), coreService(plugin, finalizes, log, gate, tracing.observe));
   }
   server.addService(grpcServiceDefinition(Health), healthService(health));
 
@@ -190,6 +194,7 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
     boundPort = await bind(server, bindAddress(config.endpoint));
   } catch (error) {
     await nats?.close();
+    await tracing.shutdown();
     throw new Error(`cannot listen on ${bindAddress(config.endpoint)}: ${(error as Error).message}`);
   }
   const endpoint = dialAddress(config.endpoint, boundPort);
@@ -239,6 +244,8 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
       );
       if (!closed) server.forceShutdown();
       await nats?.close();
+      // Every call has been answered and its span ended: export them before the process exits.
+      await tracing.shutdown();
       if (config.endpoint.kind === "unix" && existsSync(config.endpoint.path)) {
         try {
           unlinkSync(config.endpoint.path);

@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 
 from .errors import PluginError, status_of
 from .log import KitLogger
+from .tracing import NOT_TRACED, ServerSpans
 
 #: Called when a plugin call starts; raises PluginError to refuse it (draining), else returns the release
 #: function to call when the call's work is over.
@@ -53,20 +54,40 @@ def _deadline_of(context: grpc.aio.ServicerContext) -> Optional[float]:
     return None if remaining is None else time.time() + remaining
 
 
+def _cancelled_status(context: grpc.aio.ServicerContext) -> tuple[grpc.StatusCode, str]:
+    """What the caller of a call cancelled under the kit sees: its deadline passed, or it went away."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
+    return grpc.StatusCode.CANCELLED, "cancelled"
+
+
 def _unary_handler(
-    name: str, handler: Handler, gate: Optional[CallGate], log: Optional[KitLogger]
+    method: MethodDescriptor,
+    handler: Handler,
+    gate: Optional[CallGate],
+    log: Optional[KitLogger],
+    spans: Optional[ServerSpans],
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    name = method.name
+
     async def serve_call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        # Started first, so a call refused before the plugin's method runs (draining, a bad `custom`) has its span.
+        span = spans.start(method, request, context.invocation_metadata()) if spans else NOT_TRACED
         # The plugin's work runs in a task of its own, shielded from the RPC: when the caller cancels or its
         # deadline passes, grpcio cancels this coroutine, and the work sees `cancelled` set instead of being
         # torn down mid-step (like an AbortSignal in the TS kit). It stays counted as in flight until it ends.
         try:
             release = gate() if gate else (lambda: None)
         except PluginError as error:
+            span.failed(error.code, error.message)
             await context.abort(error.code, error.message)
             raise  # unreachable: abort raises
         cancelled = asyncio.Event()
-        work = asyncio.ensure_future(handler(request, CallInfo(cancelled, _deadline_of(context))))
+        # The task copies the current context as it is created: with the span current, the plugin's own spans
+        # nest under it.
+        with span.current():
+            work = asyncio.ensure_future(handler(request, CallInfo(cancelled, _deadline_of(context))))
 
         def finished(task: asyncio.Future[Any]) -> None:
             release()
@@ -77,9 +98,10 @@ def _unary_handler(
 
         work.add_done_callback(finished)
         try:
-            return await asyncio.shield(work)
+            response = await asyncio.shield(work)
         except asyncio.CancelledError:
             cancelled.set()
+            span.failed(*_cancelled_status(context))
             raise
         except grpc.aio.AbortError:
             raise
@@ -87,7 +109,11 @@ def _unary_handler(
             code, message = status_of(error)
             if code == grpc.StatusCode.INTERNAL and log:
                 log.error("call failed", method=name, error=message, exc_info=error)
+            # A PluginError is the answer chosen; anything else is a crash, recorded on the span.
+            span.failed(code, message, None if isinstance(error, PluginError) else error)
             await context.abort(code, message)
+        span.answered(response)
+        return response
 
     return serve_call
 
@@ -97,8 +123,10 @@ def service_handler(
     implementation: Mapping[str, Handler],
     gate: Optional[CallGate] = None,
     log: Optional[KitLogger] = None,
+    spans: Optional[ServerSpans] = None,
 ) -> grpc.GenericRpcHandler:
-    """A grpcio (asyncio) generic handler for ``service`` whose unary methods call ``implementation[name]``."""
+    """A grpcio (asyncio) generic handler for ``service`` whose unary methods call ``implementation[name]``;
+    with ``spans``, each call is traced."""
     handlers: Dict[str, grpc.RpcMethodHandler] = {}
     for method in service.methods:
         if method.client_streaming or method.server_streaming:
@@ -108,7 +136,7 @@ def service_handler(
             raise ValueError(f"{service.full_name}/{method.name} has no implementation")
         request_cls, response_cls = message_classes(method)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _unary_handler(method.name, handler, gate, log),
+            _unary_handler(method, handler, gate, log, spans),
             request_deserializer=request_cls.FromString,
             response_serializer=response_cls.SerializeToString,
         )

@@ -1,5 +1,6 @@
 """The plugin's gRPC services: Describe, and the Async, Sync or Core service, calling the author's methods with a
-decoded :class:`PluginContext` and turning their results into responses."""
+decoded :class:`PluginContext` and turning their results into responses. Each call of the plugin's service is
+traced (:mod:`.tracing`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .meta import decode_resource_meta, encode_resource_meta
 from .phases import PhaseResult, is_terminal_phase
 from .plugin import AsyncPlugin, CorePlugin, Plugin, PluginContext, PushFn, SyncPlugin, call_method
 from .state import HandleResult, PluginState, state_message, state_of
+from .tracing import ServerSpans
 
 METADATA_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["PluginMetadataService"]
 ASYNC_SERVICE = plugin_pb2.DESCRIPTOR.services_by_name["AsyncPluginService"]
@@ -67,7 +69,8 @@ def phase_response(
 
 
 def metadata_handler(descriptor: plugin_pb2.PluginDescriptor, log: KitLogger) -> grpc.GenericRpcHandler:
-    """Describe: the same descriptor every announcement carries (not gated: a draining sidecar still says what it is)."""
+    """Describe: the same descriptor every announcement carries (not gated: a draining sidecar still says what it is;
+    not traced: it is no step of a task)."""
 
     async def describe(_request: Any, _info: CallInfo) -> plugin_pb2.DescribeResponse:
         return plugin_pb2.DescribeResponse(plugin=descriptor)
@@ -134,7 +137,8 @@ def async_handler(
         await call_method(plugin.delete, ctx, meta)  # type: ignore[arg-type]
         return plugin_pb2.DeleteResponse()
 
-    return service_handler(ASYNC_SERVICE, {"Create": create, "Get": get, "Delete": delete}, gate, log)
+    spans = ServerSpans(plugin.name, plugin.version, instance_id)
+    return service_handler(ASYNC_SERVICE, {"Create": create, "Get": get, "Delete": delete}, gate, log, spans)
 
 
 def sync_handler(
@@ -156,7 +160,8 @@ def sync_handler(
             )
         return plugin_pb2.DoResponse(phase_info=phase_info, outputs=outputs)
 
-    return service_handler(SYNC_SERVICE, {"Do": do}, gate, log)
+    spans = ServerSpans(plugin.name, plugin.version, instance_id)
+    return service_handler(SYNC_SERVICE, {"Do": do}, gate, log, spans)
 
 
 def _handle_result(result: Any) -> tuple[Any, Optional[PluginState]]:
@@ -216,4 +221,5 @@ def core_handler(
         await finalizes.run(finalize_key(plugin.name, ctx.execution_id, ctx.attempt), info.cancelled, run_finalize)
         return plugin_pb2.FinalizeResponse()
 
-    return service_handler(CORE_SERVICE, {"Handle": handle, "Abort": abort, "Finalize": finalize}, gate, log)
+    spans = ServerSpans(plugin.name, plugin.version, instance_id)
+    return service_handler(CORE_SERVICE, {"Handle": handle, "Abort": abort, "Finalize": finalize}, gate, log, spans)

@@ -5,6 +5,9 @@ heartbeating. On SIGTERM/SIGINT it drains: refuses new plugin calls with UNAVAIL
 NOT_SERVING, announces draining, lets calls in flight finish (bounded), withdraws its announcement, shuts down and
 returns, so the process exits 0. A second signal stops at once (exit 1).
 
+With the OTEL_* environment set, it exports a span of every plugin call and flushes them as it stops
+(:mod:`.tracing`).
+
 While it runs, :meth:`Sidecar.push` (and ``ctx.push`` in a plugin method) publishes a status between polls.
 """
 
@@ -46,6 +49,7 @@ from .plugin_services import (
     phase_response,
     sync_handler,
 )
+from .tracing import install_tracing
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 30.0
 #: The host's limits on the sidecar hop (src/registry/plugin-client.ts): large outputs must fit both ways.
@@ -156,6 +160,8 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
         False if options.nats_url is False else (options.nats_url or nats_url_from_env(os.environ))  # type: ignore[assignment]
     )
     descriptor = plugin_descriptor(plugin)
+    # Before the services are built, so their spans go to the provider installed here.
+    tracing = install_tracing(plugin.name, plugin.version, instance_id, log)
     started_at = timestamp_pb2.Timestamp()
     started_at.GetCurrentTime()
 
@@ -282,6 +288,9 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
             else:
                 announcer.stop()
         await server.stop(5.0 if graceful else 0)
+        # Every call is answered now, so every span has ended: export them before the process exits.
+        if tracing is not None:
+            await tracing.shutdown()
         if nats is not None:
             await nats.close()
         if endpoint.kind == "unix":

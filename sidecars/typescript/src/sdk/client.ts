@@ -1,7 +1,7 @@
 // The SDK client: submit tasks to a plugin-bridge host, follow them, abort and list them, and check `custom`
 // against the plugin's specification before sending it. A thin layer over the generated TaskService and
 // PluginRegistryService with Connect's Node transports, so the same client speaks Connect, gRPC or gRPC-Web to
-// the host's one port.
+// the host's one port. Every call carries the application's active trace context (trace-context.ts).
 import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -20,6 +20,7 @@ import {
 import { customProblem } from "./custom-problem.js";
 import { taskSchema, type TaskSchema } from "./schema.js";
 import { DEFAULT_SPECIFICATION_CACHE_MS, SpecificationCache, type TaskSpecification } from "./specifications.js";
+import { traceContextInterceptor, withTraceContext } from "./trace-context.js";
 
 export type BridgeProtocol = "connect" | "grpc" | "grpc-web";
 
@@ -35,7 +36,7 @@ export interface BridgeClientOptions {
   /** Added to every request, such as `{ authorization: "Bearer …" }`. */
   headers?: Record<string, string>;
   interceptors?: Interceptor[];
-  /** Use this transport instead of building one from the options above. */
+  /** Use this transport instead of building one from the options above; calls still carry the trace context. */
   transport?: Transport;
   /** How long a fetched specification is reused, in milliseconds; 0 asks the host every time. Default 10 000. */
   specificationCacheMs?: number;
@@ -115,9 +116,13 @@ function headerInterceptor(headers: Record<string, string>): Interceptor {
   };
 }
 
-/** The Connect transport the options ask for. */
+/** The Connect transport the options ask for; its calls carry the application's active trace context. */
 export function createBridgeTransport(options: BridgeClientOptions): Transport {
-  const interceptors = [...(options.headers ? [headerInterceptor(options.headers)] : []), ...(options.interceptors ?? [])];
+  const interceptors = [
+    ...(options.headers ? [headerInterceptor(options.headers)] : []),
+    ...(options.interceptors ?? []),
+    traceContextInterceptor,
+  ];
   const protocol = options.protocol ?? "connect";
   if (protocol === "grpc") {
     if (options.httpVersion === "1.1") throw new Error("gRPC needs HTTP/2: use httpVersion \"2\" or another protocol");
@@ -141,7 +146,7 @@ function required<T>(value: T | undefined, what: string): T {
 
 /** A client for a plugin-bridge host's TaskService and PluginRegistryService. */
 export function createBridgeClient(options: BridgeClientOptions): BridgeClient {
-  const transport = options.transport ?? createBridgeTransport(options);
+  const transport = options.transport ? withTraceContext(options.transport) : createBridgeTransport(options);
   const raw = createClient(TaskService, transport);
   const registry = createClient(PluginRegistryService, transport);
   const specifications = new SpecificationCache(registry, options.specificationCacheMs ?? DEFAULT_SPECIFICATION_CACHE_MS);

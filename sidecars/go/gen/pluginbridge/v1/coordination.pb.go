@@ -184,8 +184,12 @@ type ExecutionRecord struct {
 	PendingEnd *PhaseInfo `protobuf:"bytes,21,opt,name=pending_end,json=pendingEnd,proto3" json:"pending_end,omitempty"`
 	// Core plugins: the outputs that come with `pending_end` when it is SUCCESS.
 	PendingOutputs *structpb.Struct `protobuf:"bytes,22,opt,name=pending_outputs,json=pendingOutputs,proto3" json:"pending_outputs,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The trace context of the request that created the execution (W3C `traceparent`, `tracestate`, and `baggage`
+	// when present, as a propagator writes them), so every later step's plugin calls join that trace; empty when
+	// the host does not trace.
+	TraceContext  map[string]string `protobuf:"bytes,23,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecutionRecord) Reset() {
@@ -368,6 +372,13 @@ func (x *ExecutionRecord) GetPendingEnd() *PhaseInfo {
 func (x *ExecutionRecord) GetPendingOutputs() *structpb.Struct {
 	if x != nil {
 		return x.PendingOutputs
+	}
+	return nil
+}
+
+func (x *ExecutionRecord) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
 	}
 	return nil
 }
@@ -572,7 +583,7 @@ const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
 	"\bWorkItem\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12;\n" +
 	"\venqueued_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"enqueuedAt\"\xc8\b\n" +
+	"enqueuedAt\"\xe2\t\n" +
 	"\x0fExecutionRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
 	"\btemplate\x18\x02 \x01(\v2\x1d.pluginbridge.v1.TaskTemplateR\btemplate\x12/\n" +
@@ -600,7 +611,11 @@ const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
 	"\fplugin_state\x18\x14 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\vpluginState\x12;\n" +
 	"\vpending_end\x18\x15 \x01(\v2\x1a.pluginbridge.v1.PhaseInfoR\n" +
 	"pendingEnd\x12@\n" +
-	"\x0fpending_outputs\x18\x16 \x01(\v2\x17.google.protobuf.StructR\x0ependingOutputs\"\xae\x01\n" +
+	"\x0fpending_outputs\x18\x16 \x01(\v2\x17.google.protobuf.StructR\x0ependingOutputs\x12W\n" +
+	"\rtrace_context\x18\x17 \x03(\v22.pluginbridge.v1.ExecutionRecord.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xae\x01\n" +
 	"\fQuotaHolders\x12D\n" +
 	"\aholders\x18\x01 \x03(\v2*.pluginbridge.v1.QuotaHolders.HoldersEntryR\aholders\x1aX\n" +
 	"\fHoldersEntry\x12\x10\n" +
@@ -631,7 +646,7 @@ func file_pluginbridge_v1_coordination_proto_rawDescGZIP() []byte {
 	return file_pluginbridge_v1_coordination_proto_rawDescData
 }
 
-var file_pluginbridge_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_pluginbridge_v1_coordination_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_pluginbridge_v1_coordination_proto_goTypes = []any{
 	(*PluginAnnouncement)(nil),    // 0: pluginbridge.v1.PluginAnnouncement
 	(*WorkItem)(nil),              // 1: pluginbridge.v1.WorkItem
@@ -639,39 +654,41 @@ var file_pluginbridge_v1_coordination_proto_goTypes = []any{
 	(*QuotaHolders)(nil),          // 3: pluginbridge.v1.QuotaHolders
 	(*QuotaHolder)(nil),           // 4: pluginbridge.v1.QuotaHolder
 	(*PushedStatus)(nil),          // 5: pluginbridge.v1.PushedStatus
-	nil,                           // 6: pluginbridge.v1.QuotaHolders.HoldersEntry
-	(*PluginInstance)(nil),        // 7: pluginbridge.v1.PluginInstance
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*TaskTemplate)(nil),          // 9: pluginbridge.v1.TaskTemplate
-	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
-	(*TaskExecutionMetadata)(nil), // 11: pluginbridge.v1.TaskExecutionMetadata
-	(*PhaseInfo)(nil),             // 12: pluginbridge.v1.PhaseInfo
-	(*PluginState)(nil),           // 13: pluginbridge.v1.PluginState
+	nil,                           // 6: pluginbridge.v1.ExecutionRecord.TraceContextEntry
+	nil,                           // 7: pluginbridge.v1.QuotaHolders.HoldersEntry
+	(*PluginInstance)(nil),        // 8: pluginbridge.v1.PluginInstance
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*TaskTemplate)(nil),          // 10: pluginbridge.v1.TaskTemplate
+	(*structpb.Struct)(nil),       // 11: google.protobuf.Struct
+	(*TaskExecutionMetadata)(nil), // 12: pluginbridge.v1.TaskExecutionMetadata
+	(*PhaseInfo)(nil),             // 13: pluginbridge.v1.PhaseInfo
+	(*PluginState)(nil),           // 14: pluginbridge.v1.PluginState
 }
 var file_pluginbridge_v1_coordination_proto_depIdxs = []int32{
-	7,  // 0: pluginbridge.v1.PluginAnnouncement.instance:type_name -> pluginbridge.v1.PluginInstance
-	8,  // 1: pluginbridge.v1.WorkItem.enqueued_at:type_name -> google.protobuf.Timestamp
-	9,  // 2: pluginbridge.v1.ExecutionRecord.template:type_name -> pluginbridge.v1.TaskTemplate
-	10, // 3: pluginbridge.v1.ExecutionRecord.inputs:type_name -> google.protobuf.Struct
-	11, // 4: pluginbridge.v1.ExecutionRecord.metadata:type_name -> pluginbridge.v1.TaskExecutionMetadata
-	12, // 5: pluginbridge.v1.ExecutionRecord.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	10, // 6: pluginbridge.v1.ExecutionRecord.outputs:type_name -> google.protobuf.Struct
-	8,  // 7: pluginbridge.v1.ExecutionRecord.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 8: pluginbridge.v1.ExecutionRecord.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 9: pluginbridge.v1.ExecutionRecord.attempt_started_at:type_name -> google.protobuf.Timestamp
-	13, // 10: pluginbridge.v1.ExecutionRecord.plugin_state:type_name -> pluginbridge.v1.PluginState
-	12, // 11: pluginbridge.v1.ExecutionRecord.pending_end:type_name -> pluginbridge.v1.PhaseInfo
-	10, // 12: pluginbridge.v1.ExecutionRecord.pending_outputs:type_name -> google.protobuf.Struct
-	6,  // 13: pluginbridge.v1.QuotaHolders.holders:type_name -> pluginbridge.v1.QuotaHolders.HoldersEntry
-	8,  // 14: pluginbridge.v1.QuotaHolder.allocated_at:type_name -> google.protobuf.Timestamp
-	12, // 15: pluginbridge.v1.PushedStatus.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	10, // 16: pluginbridge.v1.PushedStatus.outputs:type_name -> google.protobuf.Struct
-	4,  // 17: pluginbridge.v1.QuotaHolders.HoldersEntry.value:type_name -> pluginbridge.v1.QuotaHolder
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	8,  // 0: pluginbridge.v1.PluginAnnouncement.instance:type_name -> pluginbridge.v1.PluginInstance
+	9,  // 1: pluginbridge.v1.WorkItem.enqueued_at:type_name -> google.protobuf.Timestamp
+	10, // 2: pluginbridge.v1.ExecutionRecord.template:type_name -> pluginbridge.v1.TaskTemplate
+	11, // 3: pluginbridge.v1.ExecutionRecord.inputs:type_name -> google.protobuf.Struct
+	12, // 4: pluginbridge.v1.ExecutionRecord.metadata:type_name -> pluginbridge.v1.TaskExecutionMetadata
+	13, // 5: pluginbridge.v1.ExecutionRecord.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	11, // 6: pluginbridge.v1.ExecutionRecord.outputs:type_name -> google.protobuf.Struct
+	9,  // 7: pluginbridge.v1.ExecutionRecord.created_at:type_name -> google.protobuf.Timestamp
+	9,  // 8: pluginbridge.v1.ExecutionRecord.updated_at:type_name -> google.protobuf.Timestamp
+	9,  // 9: pluginbridge.v1.ExecutionRecord.attempt_started_at:type_name -> google.protobuf.Timestamp
+	14, // 10: pluginbridge.v1.ExecutionRecord.plugin_state:type_name -> pluginbridge.v1.PluginState
+	13, // 11: pluginbridge.v1.ExecutionRecord.pending_end:type_name -> pluginbridge.v1.PhaseInfo
+	11, // 12: pluginbridge.v1.ExecutionRecord.pending_outputs:type_name -> google.protobuf.Struct
+	6,  // 13: pluginbridge.v1.ExecutionRecord.trace_context:type_name -> pluginbridge.v1.ExecutionRecord.TraceContextEntry
+	7,  // 14: pluginbridge.v1.QuotaHolders.holders:type_name -> pluginbridge.v1.QuotaHolders.HoldersEntry
+	9,  // 15: pluginbridge.v1.QuotaHolder.allocated_at:type_name -> google.protobuf.Timestamp
+	13, // 16: pluginbridge.v1.PushedStatus.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	11, // 17: pluginbridge.v1.PushedStatus.outputs:type_name -> google.protobuf.Struct
+	4,  // 18: pluginbridge.v1.QuotaHolders.HoldersEntry.value:type_name -> pluginbridge.v1.QuotaHolder
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_v1_coordination_proto_init() }
@@ -687,7 +704,7 @@ func file_pluginbridge_v1_coordination_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginbridge_v1_coordination_proto_rawDesc), len(file_pluginbridge_v1_coordination_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -29,7 +29,14 @@ class WorkItem(_message.Message):
     def __init__(self, execution_id: _Optional[str] = ..., enqueued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecutionRecord(_message.Message):
-    __slots__ = ("id", "template", "inputs", "metadata", "idempotency_key", "request_digest", "attempt", "phase_info", "outputs", "resource_meta", "resource_created", "system_failures", "abort_requested", "abort_reason", "last_event_sequence", "created_at", "updated_at", "attempt_started_at", "last_instance_id", "plugin_state", "pending_end", "pending_outputs")
+    __slots__ = ("id", "template", "inputs", "metadata", "idempotency_key", "request_digest", "attempt", "phase_info", "outputs", "resource_meta", "resource_created", "system_failures", "abort_requested", "abort_reason", "last_event_sequence", "created_at", "updated_at", "attempt_started_at", "last_instance_id", "plugin_state", "pending_end", "pending_outputs", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +59,7 @@ class ExecutionRecord(_message.Message):
     PLUGIN_STATE_FIELD_NUMBER: _ClassVar[int]
     PENDING_END_FIELD_NUMBER: _ClassVar[int]
     PENDING_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     id: str
     template: _task_pb2.TaskTemplate
     inputs: _struct_pb2.Struct
@@ -74,7 +82,8 @@ class ExecutionRecord(_message.Message):
     plugin_state: _plugin_pb2.PluginState
     pending_end: _task_pb2.PhaseInfo
     pending_outputs: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., template: _Optional[_Union[_task_pb2.TaskTemplate, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_task_pb2.TaskExecutionMetadata, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_digest: _Optional[str] = ..., attempt: _Optional[int] = ..., phase_info: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., resource_meta: _Optional[bytes] = ..., resource_created: _Optional[bool] = ..., system_failures: _Optional[int] = ..., abort_requested: _Optional[bool] = ..., abort_reason: _Optional[str] = ..., last_event_sequence: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_instance_id: _Optional[str] = ..., plugin_state: _Optional[_Union[_plugin_pb2.PluginState, _Mapping]] = ..., pending_end: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., pending_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., template: _Optional[_Union[_task_pb2.TaskTemplate, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_task_pb2.TaskExecutionMetadata, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., request_digest: _Optional[str] = ..., attempt: _Optional[int] = ..., phase_info: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., resource_meta: _Optional[bytes] = ..., resource_created: _Optional[bool] = ..., system_failures: _Optional[int] = ..., abort_requested: _Optional[bool] = ..., abort_reason: _Optional[str] = ..., last_event_sequence: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_instance_id: _Optional[str] = ..., plugin_state: _Optional[_Union[_plugin_pb2.PluginState, _Mapping]] = ..., pending_end: _Optional[_Union[_task_pb2.PhaseInfo, _Mapping]] = ..., pending_outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class QuotaHolders(_message.Message):
     __slots__ = ("holders",)

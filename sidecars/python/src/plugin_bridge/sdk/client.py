@@ -5,7 +5,8 @@ A thin layer over ``pluginbridge.v1.TaskService`` and ``PluginRegistryService`` 
 over h2c on its one public port, so ``http://127.0.0.1:8080`` becomes the insecure target ``127.0.0.1:8080``.
 Methods are built from the service descriptors (no generated stubs). Every failure surfaces as
 :class:`BridgeError` with the gRPC code and the host's message, such as INVALID_ARGUMENT
-``template.custom.maxRows: ...`` for a bad specification.
+``template.custom.maxRows: ...`` for a bad specification. Every call carries the application's current trace
+context (:mod:`.trace_context`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pluginbridge.v1 import registry_service_pb2, task_pb2, task_service_pb2
 from ..grpc_service import client_methods
 from .errors import BridgeError, from_rpc_error
 from .specification import Specification, SpecificationCache
+from .trace_context import TraceContextInterceptor
 
 TASK_SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"]
 REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["PluginRegistryService"]
@@ -70,9 +72,11 @@ class BridgeClient:
             ],
         )
         self._metadata = tuple(metadata or ())
+        # Intercepted rather than added in each method, so `raw` calls carry the trace context too.
+        traced = grpc.intercept_channel(self._channel, TraceContextInterceptor())
         #: The raw methods by name (``raw["CreateTask"](request)``), for anything not wrapped here.
-        self.raw = client_methods(self._channel, TASK_SERVICE)
-        self._registry = client_methods(self._channel, REGISTRY_SERVICE)
+        self.raw = client_methods(traced, TASK_SERVICE)
+        self._registry = client_methods(traced, REGISTRY_SERVICE)
         self._specifications = SpecificationCache(
             lambda task_type, timeout: self.list_plugins(task_type, timeout=timeout), spec_cache_seconds
         )

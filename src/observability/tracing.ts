@@ -19,6 +19,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { envDetector, detectResources, resourceFromAttributes } from "@opentelemetry/resources";
+import { batchOptionsFromEnv, tracingRequested } from "@plugin-bridge/kit";
 import {
   BatchSpanProcessor,
   ParentBasedSampler,
@@ -38,17 +39,6 @@ export interface Tracing {
 }
 
 const SHUTDOWN_TIMEOUT_MS = 5_000;
-
-/**
- * Whether the environment asks for traces: an OTLP endpoint is set, the SDK is not disabled, and the traces
- * exporter is OTLP (the only one the host ships).
- */
-export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
-  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") return false;
-  const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
-  if (exporter && exporter !== "otlp") return false;
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-}
 
 /** OTEL_TRACES_SAMPLER and its argument, for the samplers that need no extra package; default parent-based on. */
 function samplerOf(env: NodeJS.ProcessEnv): Sampler | undefined {
@@ -75,7 +65,7 @@ export function startTracing(env: NodeJS.ProcessEnv = process.env, version = "")
       "service.instance.id": randomUUID(),
       ...(version && { "service.version": version }),
     }).merge(detectResources({ detectors: [envDetector] })),
-    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })],
+    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter(), ...batchOptionsFromEnv(env) })],
     ...(sampler && { sampler }),
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

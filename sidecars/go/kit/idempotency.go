@@ -169,6 +169,7 @@ func (c *idempotentCalls) start(ctx context.Context, key string, fn func(context
 		defer close(f.done)
 		defer func() {
 			if r := recover(); r != nil {
+				recordPanic(runCtx, r)
 				c.log.Error("panicked", "key", key, "panic", r)
 				f.result, f.err = nil, panicError(r)
 			}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"regexp"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Option changes how [Serve] and [Start] run a plugin. Without options, everything comes from the
@@ -23,6 +25,7 @@ type settings struct {
 	heartbeatInterval time.Duration
 	handleSignals     bool
 	logger            *slog.Logger
+	tracerProvider    trace.TracerProvider
 }
 
 // WithNATSURL sets the NATS server URL(s), comma-separated. Default: $PLUGIN_BRIDGE_NATS_URL, else
@@ -54,6 +57,13 @@ func WithSignals(handle bool) Option { return func(s *settings) { s.handleSignal
 
 // WithLogger replaces the default logger (text lines on stderr at $PLUGIN_BRIDGE_LOG_LEVEL).
 func WithLogger(logger *slog.Logger) Option { return func(s *settings) { s.logger = logger } }
+
+// WithTracerProvider makes the kit create its server spans with provider, which the application owns and
+// shuts down, instead of the global one or one set up from OTEL_* variables. An application that installs its
+// provider globally (otel.SetTracerProvider) before Serve or Start needs no option: the kit uses it.
+func WithTracerProvider(provider trace.TracerProvider) Option {
+	return func(s *settings) { s.tracerProvider = provider }
+}
 
 // DefaultNATSURL is the host's embedded nats-server's default address.
 const DefaultNATSURL = "nats://127.0.0.1:4222"

@@ -31,6 +31,7 @@ type Server struct {
 	grpc       *grpc.Server
 	health     *health.Server
 	link       *natsLink
+	tracing    *tracing
 	announcer  *announcer
 	gate       gate
 	settings   settings
@@ -145,6 +146,8 @@ func Start(_ context.Context, plugin Plugin, options ...Option) (*Server, error)
 		return nil, fmt.Errorf("cannot listen: %w", err)
 	}
 	s.endpoint = ep.dialAddress(listener)
+	// Set up only now that Start cannot fail any more, so a failed Start leaves no provider installed.
+	s.tracing = newTracing(decl, cfg)
 	go func() { s.served <- s.grpc.Serve(listener) }()
 	for _, name := range servedNames {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
@@ -244,6 +247,8 @@ func (s *Server) shutdown(graceful bool) {
 			<-stopped
 		}
 		s.closeLink()
+		// Last, once gRPC has stopped: every call's span has ended and is flushed with the rest.
+		s.tracing.shutdown(s.log)
 		s.log.Info("stopped")
 	})
 }
@@ -254,20 +259,25 @@ func (s *Server) closeLink() {
 	}
 }
 
-// intercept wraps every call of the plugin's own service: refused while draining, counted while in
-// flight, a panic recovered as INTERNAL (the sidecar keeps serving), errors mapped to their gRPC codes.
+// intercept wraps every call of the plugin's own service: traced as a SERVER span, refused while draining,
+// counted while in flight, a panic recovered as INTERNAL (the sidecar keeps serving), errors mapped to their
+// gRPC codes. Describe and health pass untraced.
 func (s *Server) intercept(pluginService string) grpc.UnaryServerInterceptor {
 	prefix := "/" + pluginService + "/"
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		if len(info.FullMethod) < len(prefix) || info.FullMethod[:len(prefix)] != prefix {
 			return handler(ctx, req)
 		}
+		// The span covers refused calls too, and ends last, with the answer as the host receives it.
+		ctx, span := s.tracing.startCall(ctx, info.FullMethod, req)
+		defer func() { endCall(span, resp, err) }()
 		if !s.gate.enter() {
 			return nil, status.Error(codes.Unavailable, "draining")
 		}
 		defer s.gate.leave()
 		defer func() {
 			if r := recover(); r != nil {
+				recordPanic(ctx, r)
 				s.log.Error("plugin call panicked", "method", info.FullMethod, "panic", r)
 				resp, err = nil, panicError(r)
 			}

@@ -344,23 +344,7 @@ func TestDrainWaitsForCallsInFlight(t *testing.T) {
 		t.Fatal("no announcement")
 	}
 	ctx := callCtx(t)
-	result := make(chan error, 1)
-	go func() {
-		_, err := s.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, "blocked", 1, map[string]any{"message": "block"})})
-		result <- err
-	}()
-	select {
-	case <-p.entered:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Create never started")
-	}
-	drained := make(chan struct{})
-	go func() { s.server.Drain(); close(drained) }()
-
-	testenv.Eventually(t, 10*time.Second, "health turns NOT_SERVING", func() bool {
-		r, err := s.health.Check(ctx, &healthpb.HealthCheckRequest{})
-		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
-	})
+	result, drained := drainWithCreateInFlight(t, ctx, s, p, "blocked")
 	_, err := s.async.Get(ctx, &pb.GetRequest{Context: taskContext(t, "other", 1, nil)})
 	if status.Code(err) != codes.Unavailable || status.Convert(err).Message() != "draining" {
 		t.Fatalf("new call while draining: %v", err)
@@ -494,4 +478,27 @@ func TestDescribeRateLimitsAndQuota(t *testing.T) {
 		!strings.Contains(err.Error(), "a RateLimit needs a finite QPS > 0") {
 		t.Fatalf("a zero rate: %v", err)
 	}
+}
+
+// drainWithCreateInFlight starts a Create that blocks in the plugin until p.release is closed, then a drain, and
+// returns once health says NOT_SERVING: the Create's answer and the drain's end come on the channels.
+func drainWithCreateInFlight(t *testing.T, ctx context.Context, s *sidecar, p *testPlugin, execution string) (<-chan error, <-chan struct{}) {
+	t.Helper()
+	created := make(chan error, 1)
+	go func() {
+		_, err := s.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, execution, 1, map[string]any{"message": "block"})})
+		created <- err
+	}()
+	select {
+	case <-p.entered:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Create never started")
+	}
+	drained := make(chan struct{})
+	go func() { s.server.Drain(); close(drained) }()
+	testenv.Eventually(t, 10*time.Second, "health turns NOT_SERVING", func() bool {
+		r, err := s.health.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+	})
+	return created, drained
 }

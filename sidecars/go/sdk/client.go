@@ -107,6 +107,7 @@ func New(baseURL string, options ...Option) *Client {
 	case ProtocolGRPCWeb:
 		connectOptions = append(connectOptions, connect.WithGRPCWeb())
 	}
+	connectOptions = append(connectOptions, connect.WithInterceptors(traceInjector{}))
 	if len(s.headers) > 0 {
 		connectOptions = append(connectOptions, connect.WithInterceptors(headerInterceptor(s.headers)))
 	}

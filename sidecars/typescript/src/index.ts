@@ -54,7 +54,7 @@ export {
   type ServiceImplementation,
 } from "./grpc-service.js";
 export { HealthState, healthService, ServingStatus } from "./health.js";
-export { KIT_TRACER_NAME, startTracing, tracingRequested, type KitTracing, type TracedPlugin } from "./tracing.js";
+export { batchOptionsFromEnv, KIT_TRACER_NAME, startTracing, tracingRequested, type KitTracing, type TracedPlugin } from "./tracing.js";
 export {
   CREATE_CALL,
   FINALIZE_CALL,

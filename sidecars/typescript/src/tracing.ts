@@ -28,7 +28,7 @@ import {
   resourceAttributesEnvDetector,
   resourceFromAttributes,
 } from "@opentelemetry/resources";
-import { BatchSpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
+import { BatchSpanProcessor, TracerProvider, type BatchSpanProcessorOptions } from "@opentelemetry/sdk-trace";
 import { PhaseSchema, type Phase, type TaskContext } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { isPluginError } from "./errors.js";
 import type { CallObserver, ObservedCall } from "./grpc-service.js";
@@ -63,6 +63,25 @@ export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   const exporter = env.OTEL_TRACES_EXPORTER?.trim().toLowerCase();
   if (exporter && exporter !== "otlp") return false;
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
+}
+
+/**
+ * The batch span processor's settings from the standard OTEL_BSP_* variables, which the 3.x SDK no longer reads
+ * by itself: schedule delay, export timeout, queue and batch sizes. A value that is not a positive number is left
+ * to the SDK's default.
+ */
+export function batchOptionsFromEnv(env: NodeJS.ProcessEnv): Omit<BatchSpanProcessorOptions, "exporter"> {
+  const positive = (name: string): number | undefined => {
+    const value = Number(env[name]);
+    return Number.isFinite(value) && value > 0 ? value : undefined;
+  };
+  const options = {
+    scheduledDelayMillis: positive("OTEL_BSP_SCHEDULE_DELAY"),
+    exportTimeoutMillis: positive("OTEL_BSP_EXPORT_TIMEOUT"),
+    maxQueueSize: positive("OTEL_BSP_MAX_QUEUE_SIZE"),
+    maxExportBatchSize: positive("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+  };
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
 }
 
 /**
@@ -109,7 +128,7 @@ function installProvider(plugin: TracedPlugin, env: NodeJS.ProcessEnv): TracerPr
     );
   // The exporter reads the OTEL_EXPORTER_OTLP_* variables itself: endpoint, headers, insecure, timeout.
   const exporter = new OTLPTraceExporter();
-  return new TracerProvider({ resource, spanProcessors: [new BatchSpanProcessor({ exporter })] });
+  return new TracerProvider({ resource, spanProcessors: [new BatchSpanProcessor({ exporter, ...batchOptionsFromEnv(env) })] });
 }
 
 /** Reads a call's gRPC metadata for the propagators; binary (-bin) values carry no trace context. */

@@ -39,12 +39,74 @@ const sidecarSchema = z.strictObject({
   startTimeoutMs: z.number().int().min(100).default(30_000),
 });
 
+/** Where a secret value is read at start: a file (its content, trimmed) or an environment variable. */
+export type SecretRef = { file: string } | { env: string };
+
+const secretRefSchema = z.union([
+  z.strictObject({ file: z.string().min(1) }),
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "is not an environment variable name") }),
+]);
+
+const NAMESPACE = /^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/;
+
+/** An API caller: how it proves who it is, and what it may use. */
+export interface ClientSpec {
+  name: string;
+  token?: SecretRef;
+  /** The common name of a client certificate the TLS port's client CA verified. */
+  certificate?: { commonName: string };
+  /** Namespaces it may use; ["*"] for all ("" is the default namespace). */
+  namespaces: string[];
+  /** May call SidecarService (list, upgrade). */
+  admin: boolean;
+}
+
+/** Sidecars not supervised by a host: the plugins each may announce. */
+export interface RemoteSidecarSpec {
+  name: string;
+  plugins: string[];
+}
+
+export interface AuthSpec {
+  clients: ClientSpec[];
+  /** Signs sidecar tokens; set, only announcements signed with one count. */
+  sidecarSecret?: SecretRef;
+  remoteSidecars: RemoteSidecarSpec[];
+}
+
+const clientSchema = z
+  .strictObject({
+    name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"),
+    token: secretRefSchema.optional(),
+    certificate: z.strictObject({ commonName: z.string().min(1).max(256) }).optional(),
+    namespaces: z.array(z.string().refine((ns) => ns === "*" || ns === "" || NAMESPACE.test(ns), "is not a namespace (or \"*\")")).min(1),
+    admin: z.boolean().default(false),
+  })
+  .refine((client) => client.token || client.certificate, "needs a token or a certificate");
+
+const authSchema = z.strictObject({
+  clients: z.array(clientSchema).default([]),
+  sidecars: z
+    .strictObject({
+      secret: secretRefSchema.optional(),
+      remote: z
+        .array(z.strictObject({ name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"), plugins: z.array(z.string().min(1)).min(1) }))
+        .default([]),
+    })
+    .optional(),
+});
+
+const tlsFilesSchema = z.strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() });
+
 const fileSchema = z.strictObject({
   nats: z
     .strictObject({
       url: z.string().optional(),
       embeddedPort: z.number().int().min(0).max(65535).optional(),
       dataDir: z.string().min(1).optional(),
+      /** A NATS .creds file (user JWT and NKey seed). */
+      credentials: z.string().min(1).optional(),
+      tls: tlsFilesSchema.optional(),
     })
     .optional(),
   listen: z
@@ -52,8 +114,10 @@ const fileSchema = z.strictObject({
       host: z.string().min(1).optional(),
       port: z.number().int().min(0).max(65535).optional(),
       readMaxBytes: z.number().int().min(1024).optional(),
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), clientCa: z.string().min(1).optional() }).optional(),
     })
     .optional(),
+  auth: authSchema.optional(),
   engine: z
     .strictObject({
       concurrency: z.number().int().min(1).optional(),
@@ -92,11 +156,19 @@ export interface FileSettings {
   secretsDir?: string;
   secretsEnvPrefix?: string;
   secretAccess?: string;
+  listenTlsCert?: string;
+  listenTlsKey?: string;
+  listenTlsClientCa?: string;
+  natsCredentials?: string;
+  natsTlsCa?: string;
+  natsTlsCert?: string;
+  natsTlsKey?: string;
 }
 
 export interface ConfigFile {
   settings: FileSettings;
   sidecars: SidecarSpec[];
+  auth: AuthSpec;
 }
 
 /** A file that cannot be used: names the file, the key's path and why. */
@@ -131,13 +203,22 @@ export function readConfigFile(file: string): ConfigFile {
     });
     throw new ConfigFileError(`config file ${file}: ${issues.join("; ")}`);
   }
-  const { nats, listen, engine, secrets, sidecars = [] } = parsed.data;
+  const { nats, listen, engine, secrets, auth, sidecars = [] } = parsed.data;
   const names = new Set<string>();
   for (const [index, sidecar] of sidecars.entries()) {
     if (names.has(sidecar.name)) throw new ConfigFileError(`config file ${file}: sidecars[${index}].name: "${sidecar.name}" is used twice`);
     names.add(sidecar.name);
   }
+  for (const [list, entries] of [["auth.clients", auth?.clients ?? []], ["auth.sidecars.remote", auth?.sidecars?.remote ?? []]] as const) {
+    const seen = new Set<string>();
+    for (const [index, entry] of entries.entries()) {
+      if (seen.has(entry.name)) throw new ConfigFileError(`config file ${file}: ${list}[${index}].name: "${entry.name}" is used twice`);
+      seen.add(entry.name);
+    }
+  }
   const folder = path.dirname(path.resolve(file));
+  const resolve = (relative: string | undefined): string | undefined => (relative === undefined ? undefined : path.resolve(folder, relative));
+  const secretRef = (ref: SecretRef | undefined): SecretRef | undefined => (ref && "file" in ref ? { file: path.resolve(folder, ref.file) } : ref);
   const settings: FileSettings = {
     natsUrl: nats?.url,
     embeddedNatsPort: nats?.embeddedPort,
@@ -149,9 +230,21 @@ export function readConfigFile(file: string): ConfigFile {
     secretsDir: secrets?.dir === undefined || secrets.dir === "" ? secrets?.dir : path.resolve(folder, secrets.dir),
     secretsEnvPrefix: secrets?.envPrefix,
     secretAccess: secrets?.access?.join(";"),
+    listenTlsCert: resolve(listen?.tls?.cert),
+    listenTlsKey: resolve(listen?.tls?.key),
+    listenTlsClientCa: resolve(listen?.tls?.clientCa),
+    natsCredentials: resolve(nats?.credentials),
+    natsTlsCa: resolve(nats?.tls?.ca),
+    natsTlsCert: resolve(nats?.tls?.cert),
+    natsTlsKey: resolve(nats?.tls?.key),
   };
   return {
     settings: Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as FileSettings,
     sidecars: sidecars.map((sidecar) => ({ ...sidecar, workingDir: path.resolve(folder, sidecar.workingDir ?? ".") })),
+    auth: {
+      clients: (auth?.clients ?? []).map((client) => ({ ...client, token: secretRef(client.token) })),
+      sidecarSecret: secretRef(auth?.sidecars?.secret),
+      remoteSidecars: auth?.sidecars?.remote ?? [],
+    },
   };
 }

@@ -102,4 +102,56 @@ sidecars:
     expect(() => loadConfig({ orphanGraceMs: "1000" }, {})).toThrow(/duplicate window/);
     expect(() => loadConfig({}, {}, path.join(folder, "missing.yaml"))).toThrow(/config file .*missing\.yaml: ENOENT/);
   });
+
+  it("reads the security settings' files and secrets at start, and refuses what cannot be used", () => {
+    writeFileSync(path.join(folder, "a.token"), "team-a-token-0123456789\n");
+    writeFileSync(path.join(folder, "short.token"), "short");
+    writeFileSync(path.join(folder, "sidecar.secret"), "x".repeat(32));
+    writeFileSync(path.join(folder, "cert.pem"), "CERT");
+    writeFileSync(path.join(folder, "key.pem"), "KEY");
+    writeFileSync(path.join(folder, "ca.pem"), "CA");
+    const config = loadConfig({}, { TEAM_B: "team-b-token-0123456789" }, file(`
+listen: { tls: { cert: cert.pem, key: key.pem, clientCa: ca.pem } }
+nats: { tls: { ca: ca.pem } }
+auth:
+  clients:
+    - { name: a, token: { file: a.token }, namespaces: [team-a] }
+    - { name: b, token: { env: TEAM_B }, namespaces: ["*"], admin: true }
+    - { name: ops, certificate: { commonName: ops }, namespaces: ["", shared] }
+  sidecars: { secret: { file: sidecar.secret }, remote: [{ name: far, plugins: [sql] }] }
+`));
+    expect(config.listenTlsCert).toBe(path.join(folder, "cert.pem"));
+    expect(config.security.tls?.cert.toString()).toBe("CERT");
+    expect(config.security.tls?.clientCa?.toString()).toBe("CA");
+    expect(config.security.nats.tls?.ca?.toString()).toBe("CA");
+    expect(config.security.clients.map((client) => [client.identity.name, client.identity.admin, client.tokenSha256?.length ?? 0, client.certificateCommonName]))
+      .toEqual([["a", false, 32, undefined], ["b", true, 32, undefined], ["ops", false, 0, "ops"]]);
+    expect(config.security.clients[0]!.identity.namespaces).toEqual(new Set(["team-a"]));
+    expect(config.security.clients[1]!.identity.namespaces).toBe("*");
+    expect(config.security.sidecarSecret?.length).toBe(32);
+    // The token itself is kept nowhere in the configuration, only its digest.
+    expect(JSON.stringify(config)).not.toContain("team-a-token");
+
+    const refused = (yaml: string, env: NodeJS.ProcessEnv = {}): string => {
+      try {
+        loadConfig({}, env, file(yaml));
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    expect(refused("auth: { clients: [{ name: a, token: { file: missing.token }, namespaces: [x] }] }")).toMatch(/auth\.clients\[0\]\.token\.file: cannot read .*missing\.token/);
+    expect(refused("auth: { clients: [{ name: a, token: { env: NOPE }, namespaces: [x] }] }")).toMatch(/auth\.clients\[0\]\.token: environment variable NOPE is not set/);
+    expect(refused("auth: { clients: [{ name: a, token: { file: short.token }, namespaces: [x] }] }")).toMatch(/at least 16 characters/);
+    expect(refused("auth: { clients: [{ name: a, namespaces: [x] }] }")).toMatch(/auth\.clients\[0\]: needs a token or a certificate/);
+    expect(refused("auth: { clients: [{ name: a, certificate: { commonName: a }, namespaces: [x] }] }")).toMatch(/certificate: needs listen\.tls\.clientCa/);
+    expect(refused("auth: { clients: [{ name: a, token: { file: a.token }, namespaces: [Bad!] }] }")).toMatch(/namespaces\[0\]: is not a namespace/);
+    expect(refused("auth: { clients: [{ name: a, token: { file: a.token }, namespaces: [x] }, { name: a, token: { file: a.token }, namespaces: [y] }] }")).toMatch(/auth\.clients\[1\]\.name: "a" is used twice/);
+    expect(refused("auth: { sidecars: { remote: [{ name: r, plugins: [p] }] } }")).toMatch(/remote: needs auth\.sidecars\.secret/);
+    expect(refused("auth: { sidecars: { secret: { file: short.token } } }")).toMatch(/at least 32 bytes/);
+    expect(refused("listen: { tls: { cert: cert.pem } }")).toMatch(/listen\.tls\.key: /);
+    expect(refused("listen: { tls: { cert: cert.pem, key: nothing.pem } }")).toMatch(/listen\.tls\.key: cannot read/);
+    expect(() => loadConfig({ listenTlsClientCa: path.join(folder, "ca.pem") }, {})).toThrow(/listen\.tls\.clientCa: needs cert and key/);
+  });
 });

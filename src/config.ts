@@ -5,7 +5,8 @@ import path from "node:path";
 import { DEFAULT_READ_MAX_BYTES, DEFAULT_SHUTDOWN_GRACE_MS } from "./api/limits.js";
 import { WORK_DUPLICATE_WINDOW_MS } from "./coordination/layout.js";
 import { SecretAccess, SecretAccessError } from "./machinery/secret-access.js";
-import { ConfigFileError, readConfigFile, type SidecarSpec } from "./config-file.js";
+import { ConfigFileError, readConfigFile, type AuthSpec, type SidecarSpec } from "./config-file.js";
+import { loadSecurity, SecurityConfigError, type SecurityConfig } from "./security-config.js";
 
 /** The scalar settings: each has a file key, an environment variable and a flag. */
 export interface Settings {
@@ -44,11 +45,24 @@ export interface Settings {
   secretAccess: string;
   /** How long SIGTERM waits for calls and steps in flight. */
   shutdownGraceMs: number;
+  /** TLS on the public port: certificate chain and key (PEM files). Empty: cleartext. */
+  listenTlsCert: string;
+  listenTlsKey: string;
+  /** The CA that signs client certificates (PEM); set, the port asks callers for one. */
+  listenTlsClientCa: string;
+  /** A NATS .creds file for the host's connection. */
+  natsCredentials: string;
+  /** TLS to NATS: the CA to trust, and a client certificate and key when NATS asks for one (PEM files). */
+  natsTlsCa: string;
+  natsTlsCert: string;
+  natsTlsKey: string;
 }
 
 export interface HostConfig extends Settings {
   /** The sidecars the host starts and keeps alive; only from the config file. */
   sidecars: SidecarSpec[];
+  /** Certificates, credentials and secrets as read at start (security-config.ts); the auth part only from the file. */
+  security: SecurityConfig;
 }
 
 export const DEFAULT_CONFIG: Settings = {
@@ -67,6 +81,13 @@ export const DEFAULT_CONFIG: Settings = {
   secretsEnvPrefix: "",
   secretAccess: "",
   shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
+  listenTlsCert: "",
+  listenTlsKey: "",
+  listenTlsClientCa: "",
+  natsCredentials: "",
+  natsTlsCa: "",
+  natsTlsCert: "",
+  natsTlsKey: "",
 };
 
 /** A setting that cannot be used: names the setting and its source. */
@@ -105,11 +126,13 @@ export function loadConfig(
   const config: Record<string, string | number> = { ...DEFAULT_CONFIG };
   const layers: Array<[string, Partial<Record<Key, unknown>>]> = [];
   let sidecars: SidecarSpec[] = [];
+  let auth: AuthSpec = { clients: [], remoteSidecars: [] };
   if (configFile) {
     try {
       const file = readConfigFile(configFile);
       layers.push([`config file ${configFile}`, file.settings]);
       sidecars = file.sidecars;
+      auth = file.auth;
     } catch (error) {
       if (error instanceof ConfigFileError) throw new ConfigError(error.message);
       throw error;
@@ -120,7 +143,15 @@ export function loadConfig(
   for (const [source, values] of layers) {
     for (const key of KEYS) if (values[key] !== undefined) config[key] = coerce(key, values[key], source);
   }
-  const result = { ...(config as unknown as Settings), sidecars } satisfies HostConfig;
+  const settings = config as unknown as Settings;
+  let security: SecurityConfig;
+  try {
+    security = loadSecurity(settings, auth, env);
+  } catch (error) {
+    if (error instanceof SecurityConfigError) throw new ConfigError(configFile ? `config file ${configFile}: ${error.message}` : error.message);
+    throw error;
+  }
+  const result = { ...settings, sidecars, security } satisfies HostConfig;
   if (result.listenPort > 65535) throw new ConfigError(`listenPort ${result.listenPort} is not a port`);
   if (result.readMaxBytes < 1024) throw new ConfigError(`readMaxBytes must be at least 1024`);
   if (result.concurrency < 1) throw new ConfigError(`concurrency must be at least 1`);

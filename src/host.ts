@@ -2,7 +2,7 @@
 // the worker that runs steps, and the API port. Everything it knows lives in NATS; it can die at any point.
 import path from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
 import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
 import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
@@ -35,6 +35,8 @@ import { traceRequests } from "./api/tracing-interceptor.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { PluginClients } from "./registry/plugin-client.js";
 import { RoutingTable } from "./registry/routing-table.js";
+import { SidecarAuth } from "./registry/sidecar-auth.js";
+import { Authenticator } from "./api/auth.js";
 import { Specifications } from "./registry/specifications.js";
 
 export interface Host {
@@ -49,6 +51,17 @@ export interface Host {
   reloadSidecars(sidecars: HostConfig["sidecars"]): Promise<void>;
   /** Replaces a supervised sidecar's replicas with fresh ones (new first, then the old drain). */
   restartSidecar(name: string): Promise<void>;
+}
+
+/** NATS connection options from the configured credentials and TLS files (read at start). */
+function natsSecurity(nats: HostConfig["security"]["nats"]): Partial<ConnectionOptions> {
+  const text = (bytes: Buffer | undefined): string | undefined => bytes?.toString("utf8");
+  return {
+    ...(nats.credentials && { authenticator: credsAuthenticator(nats.credentials) }),
+    ...(nats.tls && {
+      tls: Object.fromEntries(Object.entries({ ca: text(nats.tls.ca), cert: text(nats.tls.cert), key: text(nats.tls.key) }).filter(([, value]) => value !== undefined)),
+    }),
+  };
 }
 
 export interface HostOptions {
@@ -89,6 +102,11 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
   const tracing = startTracing(process.env);
   if (tracing.enabled) log.info("exporting traces over OTLP", { endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
   const clients = new PluginClients(metrics);
+  const { security } = config;
+  // The supervised sidecars' names are the keys their tokens are issued for (the supervisor hands them out).
+  const supervisedNames = (): Set<string> => new Set((supervisor?.sidecars().map((sidecar) => sidecar.spec) ?? config.sidecars).map((spec) => spec.name));
+  const sidecarAuth = new SidecarAuth(security.sidecarSecret, supervisedNames, security.remoteSidecars);
+  const authenticator = new Authenticator(security.clients);
   try {
     nc = await connect({
       servers: natsUrl,
@@ -98,6 +116,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       // Without this the client builds an Error (with a stack trace) for every request in case it fails; the host's
       // CPU profile showed ~11 % spent there (docs/benchmarks.md). Errors keep their messages.
       noAsyncTraces: true,
+      ...natsSecurity(security.nats),
     });
     metrics.countNatsReconnects(nc.status());
     const jsm = await jetstreamManager(nc);
@@ -105,7 +124,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     const layout = await ensureLayout(nc, jsm, { ackWaitMs: config.ackWaitMs, eventsMaxAgeMs: config.eventsMaxAgeMs });
 
     const specifications = new Specifications();
-    routing = new RoutingTable(log.child({ component: "registry" }));
+    routing = new RoutingTable(log.child({ component: "registry" }), Date.now, sidecarAuth);
     const table = routing;
     routing.onChange((instanceId, instance) => {
       if (instance) return;
@@ -137,7 +156,14 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       maxRecordBytes,
       metrics,
     });
-    pushes = listenForPushes(nc, async (status) => void (await executor.applyPushed(status)), log.child({ component: "push" }));
+    const pushLog = log.child({ component: "push" });
+    pushes = listenForPushes(nc, async ({ status, payload, headers }) => {
+      if (!sidecarAuth.pushAllowed(payload, headers, table.keyIdOf(status.instanceId))) {
+        pushLog.warn("ignoring a pushed status without a valid signature of its instance's key", { execution: status.executionId, instance: status.instanceId });
+        return;
+      }
+      await executor.applyPushed(status);
+    }, pushLog);
     worker = new Worker(work, executor, log.child({ component: "worker" }), {
       concurrency: config.concurrency,
       ackWaitMs: config.ackWaitMs,
@@ -156,7 +182,8 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       shutdownGraceMs: config.shutdownGraceMs,
       health,
       metrics,
-      interceptors: [traceRequests()],
+      interceptors: [traceRequests(), authenticator.interceptor()],
+      ...(security.tls && { tls: security.tls }),
       log: (level, message, fields) => apiLog[level](message, fields),
       routes: (router) => {
         router.service(TaskService, createTaskService({
@@ -184,7 +211,12 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     }
     log.info("serving", { url: api.url, nats: natsUrl });
     // The configured sidecars last: they announce themselves to a host that already routes.
-    supervisor = await Supervisor.start(config.sidecars, { natsUrl, log, metrics });
+    supervisor = await Supervisor.start(config.sidecars, {
+      natsUrl,
+      log,
+      metrics,
+      ...(sidecarAuth.required && { tokenFor: (name: string) => sidecarAuth.tokenFor(name) }),
+    });
   } catch (error) {
     await supervisor?.stop();
     await api?.close();

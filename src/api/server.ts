@@ -2,13 +2,15 @@
 // cleartext HTTP/2 (h2c). Node cannot serve both HTTP versions in cleartext on one server (`allowHTTP1` needs
 // TLS), so a plain net.Server reads the first bytes of each connection and hands the socket to an http or an
 // http2 server that never listen themselves. Besides the RPCs: gRPC server reflection for every service
-// registered, and Prometheus metrics on GET /metrics.
+// registered, and Prometheus metrics on GET /metrics. With TLS configured the port speaks TLS only: one http2
+// secure server that also takes HTTP/1.1 (ALPN), and asks for client certificates when a client CA is given.
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { MetricsEndpoint } from "../observability/metrics.js";
+import { PEER, peerOf } from "./auth.js";
 import { registerHealthService, type HealthStatus } from "./health-service.js";
 import { registerReflectionService } from "./reflection-service.js";
 import {
@@ -39,6 +41,8 @@ export interface ApiServerOptions {
   interceptors?: Interceptor[];
   /** Served as Prometheus text on GET /metrics; without it that path is an RPC path like any other (404). */
   metrics?: MetricsEndpoint;
+  /** TLS on the port (PEM): the server's certificate chain and key, and the CA that signs client certificates. */
+  tls?: { cert: Buffer; key: Buffer; clientCa?: Buffer };
 }
 
 export interface ApiServer {
@@ -83,6 +87,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     connect: true,
     shutdownSignal: everythingEnds.signal,
     interceptors: [endStreamsOn(streamsEnd.signal), ...(options.interceptors ?? [])],
+    // The verified client certificate, for authentication (auth.ts): only the socket knows it.
+    contextValues: (request) => createContextValues().set(PEER, peerOf(request)),
   });
 
   const inFlight = new InFlightRequests();
@@ -101,38 +107,64 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     else handleRpc(request, response);
   }
 
-  const http1Server = http.createServer(serveRequest);
-  const http2Server = http2.createServer(serveRequest);
-
   // http2's own close() waits for every session to end by itself, idle ones included: track and end them.
   const sessions = new Set<http2.ServerHttp2Session>();
-  http2Server.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-    session.on("error", (error) => log("debug", "http/2 session error", { error: String(error) }));
-  });
-  http1Server.on("clientError", (error, socket) => {
-    log("debug", "http/1.1 client error", { error: String(error) });
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
-    else socket.destroy();
-  });
-
+  const trackSessions = (server: http2.Http2Server | http2.Http2SecureServer): void => {
+    server.on("session", (session) => {
+      sessions.add(session);
+      session.once("close", () => sessions.delete(session));
+      session.on("error", (error) => log("debug", "http/2 session error", { error: String(error) }));
+    });
+  };
   const sockets = new Set<net.Socket>();
-  // noDelay: small RPC frames go out at once instead of waiting on Nagle (http.createServer does the same).
-  const listener = net.createServer({ noDelay: true }, (socket) => {
+  const trackSocket = (socket: net.Socket): void => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     // Without a listener an ECONNRESET before the hand-off would crash the process.
     socket.on("error", (error) => log("debug", "api socket error", { error: String(error) }));
-    routeByPreface(socket, {
-      http1: (s) => http1Server.emit("connection", s),
-      http2: (s) => http2Server.emit("connection", s),
-      silent: (s) => {
-        log("debug", "api connection sent nothing, dropped", { remote: s.remoteAddress });
-        s.destroy();
+  };
+  const listener = options.tls ? tlsListener(options.tls) : cleartextListener();
+
+  function tlsListener(tls: NonNullable<ApiServerOptions["tls"]>): net.Server {
+    const server = http2.createSecureServer(
+      {
+        cert: tls.cert,
+        key: tls.key,
+        allowHTTP1: true,
+        // A certificate is asked for, never required: a caller may use a bearer token instead. Only a
+        // certificate the CA verified names an identity (auth.ts reads socket.authorized).
+        ...(tls.clientCa && { ca: tls.clientCa, requestCert: true, rejectUnauthorized: false }),
       },
+      serveRequest,
+    );
+    trackSessions(server);
+    server.on("connection", trackSocket);
+    server.on("tlsClientError", (error) => log("debug", "tls handshake failed", { error: String(error) }));
+    return server;
+  }
+
+  function cleartextListener(): net.Server {
+    const http1Server = http.createServer(serveRequest);
+    const http2Server = http2.createServer(serveRequest);
+    trackSessions(http2Server);
+    http1Server.on("clientError", (error, socket) => {
+      log("debug", "http/1.1 client error", { error: String(error) });
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      else socket.destroy();
     });
-  });
+    // noDelay: small RPC frames go out at once instead of waiting on Nagle (http.createServer does the same).
+    return net.createServer({ noDelay: true }, (socket) => {
+      trackSocket(socket);
+      routeByPreface(socket, {
+        http1: (s) => http1Server.emit("connection", s),
+        http2: (s) => http2Server.emit("connection", s),
+        silent: (s) => {
+          log("debug", "api connection sent nothing, dropped", { remote: s.remoteAddress });
+          s.destroy();
+        },
+      });
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
@@ -144,7 +176,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   listener.on("error", (error) => log("error", "api listener error", { error: String(error) }));
 
   const address = listener.address() as net.AddressInfo;
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+  const url = `${options.tls ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
   log("info", "api server listening", { url });
 
   let closed: Promise<void> | undefined;

@@ -31,6 +31,7 @@ import { currentTraceCarrier } from "../observability/tracing.js";
 import type { RoutingTable } from "../registry/routing-table.js";
 import type { Specifications } from "../registry/specifications.js";
 import { customProblem } from "@plugin-bridge/kit/sdk";
+import { NamespaceAccess } from "./auth.js";
 import type { DirectSync } from "./direct-sync.js";
 import {
   checkExecutionId,
@@ -143,8 +144,9 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
   }
 
   /** Checks a request and builds the new execution's record, QUEUED and not stored; writes nothing. */
-  async function admit(request: CreateTaskRequest): Promise<{ record: ExecutionRecord; descriptor: PluginDescriptor | undefined }> {
+  async function admit(request: CreateTaskRequest, access: NamespaceAccess): Promise<{ record: ExecutionRecord; descriptor: PluginDescriptor | undefined }> {
     const namespace = checkNamespace(request.metadata?.namespace ?? "", "metadata.namespace");
+    access.checkNamespace(namespace);
     const key = checkIdempotencyKey(request.idempotencyKey);
     checkMetadataMaps(request.metadata);
     const descriptor = route(request);
@@ -230,9 +232,11 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
     return record;
   }
 
-  async function load(id: string): Promise<ExecutionRecord> {
+  /** The execution's record, for a caller allowed its namespace. */
+  async function load(id: string, access: NamespaceAccess): Promise<ExecutionRecord> {
     const stored = await deps.store.get(checkExecutionId(id));
     if (!stored) throw new ConnectError(`execution "${id}" was not found`, Code.NotFound);
+    access.checkExecution(id, stored.record.metadata?.namespace ?? "");
     return stored.record;
   }
 
@@ -312,27 +316,28 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
   }
 
   return {
-    async createTask(request) {
-      const { record, created } = await storeExecution((await admit(request)).record);
+    async createTask(request, ctx) {
+      const { record, created } = await storeExecution((await admit(request, NamespaceAccess.of(ctx))).record);
       return { execution: executionView(record), created };
     },
 
-    async getTask(request) {
-      return { execution: executionView(await load(request.id)) };
+    async getTask(request, ctx) {
+      return { execution: executionView(await load(request.id, NamespaceAccess.of(ctx))) };
     },
 
     async *watchTask(request, ctx) {
-      const record = await load(request.id);
+      const record = await load(request.id, NamespaceAccess.of(ctx));
       for await (const event of follow(record, request.fromSequence, ctx)) yield { event };
     },
 
-    async abortTask(request) {
+    async abortTask(request, ctx) {
       const id = checkExecutionId(request.id);
       if (request.reason.length > 1024) throw invalid("reason", "is longer than 1024 characters");
+      await load(id, NamespaceAccess.of(ctx));
       const outcome = await deps.executor.abort(id, request.reason || "aborted by request");
       if (outcome === "not-found") throw new ConnectError(`execution "${id}" was not found`, Code.NotFound);
       if (outcome === "final") {
-        const record = await load(id);
+        const record = await load(id, NamespaceAccess.of(ctx));
         throw new ConnectError(
           `execution "${id}" has already ended in ${phaseName(record.phaseInfo?.phase ?? Phase.UNSPECIFIED)}`,
           Code.FailedPrecondition,
@@ -341,8 +346,10 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
       return { execution: executionView(outcome.record) };
     },
 
-    async listTasks(request) {
+    async listTasks(request, ctx) {
       const namespace = request.namespace === "" ? "" : checkNamespace(request.namespace, "namespace");
+      const access = NamespaceAccess.of(ctx);
+      if (namespace) access.checkNamespace(namespace);
       if (request.pageSize > MAX_PAGE_SIZE) throw invalid("page_size", `must be at most ${MAX_PAGE_SIZE}`);
       const pageSize = request.pageSize || DEFAULT_PAGE_SIZE;
       const after = decodePageToken(request.pageToken);
@@ -361,6 +368,8 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
           const record = records[i]?.record;
           if (!record) continue;
           if (namespace && record.metadata?.namespace !== namespace) continue;
+          // Executions of namespaces the caller may not use are never listed.
+          if (!access.allows(record.metadata?.namespace ?? "")) continue;
           if (phases.size > 0 && !phases.has(record.phaseInfo?.phase ?? Phase.UNSPECIFIED)) continue;
           page.push(executionView(record));
         }
@@ -370,7 +379,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
 
     async *executeTask(request, ctx) {
       const { template, inputs, metadata, idempotencyKey } = request;
-      const { record, descriptor } = await admit(create(CreateTaskRequestSchema, { template, inputs, metadata, idempotencyKey }));
+      const { record, descriptor } = await admit(create(CreateTaskRequestSchema, { template, inputs, metadata, idempotencyKey }), NamespaceAccess.of(ctx));
       let live: LiveEvents | undefined;
       const subscribe = (): void => {
         live = deps.events.listen(record.metadata?.namespace ?? "", record.id);

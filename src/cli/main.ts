@@ -2,6 +2,7 @@
 import { ConfigError } from "../config.js";
 import { clientCommand, clientUsage, EXIT, UsageError } from "./client-commands.js";
 import { operatorCommand } from "./operator-commands.js";
+import { sidecarToken } from "./sidecar-token.js";
 import { serve, serveUsage } from "./serve.js";
 
 const usage = `plugin-bridge <command>
@@ -9,6 +10,8 @@ const usage = `plugin-bridge <command>
 Commands:
   serve    run a host (API + execution engine); see plugin-bridge serve --help
   dev      serve with its own nats-server and the config's sidecars, restarting a sidecar when its files change
+  sidecar-token NAME --config FILE
+           the token of a remote sidecar (auth.sidecars.remote), as the environment lines it starts with
   plugins ls, run, get, watch, abort, ls, sidecars ls, upgrade: talk to a running host (below)
 
 ${clientUsage}
@@ -30,7 +33,9 @@ async function main(argv: string[]): Promise<number> {
     case "ls":
     case "sidecars":
     case "upgrade":
+    case "sidecar-token":
       try {
+        if (command === "sidecar-token") return sidecarToken(rest);
         return command === "sidecars" || command === "upgrade" ? await operatorCommand(command, rest) : await clientCommand(command, rest);
       } catch (error) {
         // A bad command line (parseArgs throws TypeErrors with a code) or task file: say why, exit 2.

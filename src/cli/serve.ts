@@ -14,8 +14,9 @@ Runs a host: the API (Connect, gRPC and gRPC-Web on one port) and the execution 
 it starts its own nats-server with JetStream in --data-dir. Settings (flag, environment variable, default):
 ${KEYS.map((key) => `  --${flagName(key).padEnd(22)} ${envName(key).padEnd(36)} ${JSON.stringify(DEFAULT_CONFIG[key])}`).join("\n")}
 A YAML config file (--config or PLUGIN_BRIDGE_CONFIG) holds the same settings in sections (nats, listen, engine,
-secrets) and the sidecars to run (docs/architecture.md, "Configuration"); flags win over the environment, the
-environment over the file.`;
+secrets), the sidecars to run (docs/architecture.md, "Configuration") and, only there, who may call the API and
+which sidecars may announce plugins (auth; docs/security.md); flags win over the environment, the environment
+over the file.`;
 
 /**
  * `serve`, or with `dev` the same plus a watch on every sidecar's folder that restarts it when its files change

@@ -2,7 +2,7 @@
 // push is handled by exactly one host. Pushes are a shortcut, not a channel that must deliver: a push lost here
 // (a host dying, a slow consumer) only leaves the execution to its next poll.
 import { fromBinary } from "@bufbuild/protobuf";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { PushedStatusSchema, type PushedStatus } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import type { Logger } from "../log.js";
 import { PUSH_QUEUE, pushSubjects } from "./names.js";
@@ -10,7 +10,14 @@ import { PUSH_QUEUE, pushSubjects } from "./names.js";
 /** At most this many pushes are applied at once by one host; more wait in the subscription. */
 const CONCURRENT_PUSHES = 32;
 
-export function listenForPushes(nc: NatsConnection, apply: (status: PushedStatus) => Promise<void>, log: Logger): { stop(): void } {
+/** A push as it arrived: the decoded status, and the bytes and headers its signature (if any) covers. */
+export interface ArrivedPush {
+  status: PushedStatus;
+  payload: Uint8Array;
+  headers: MsgHdrs | undefined;
+}
+
+export function listenForPushes(nc: NatsConnection, apply: (push: ArrivedPush) => Promise<void>, log: Logger): { stop(): void } {
   const subscription = nc.subscribe(pushSubjects, { queue: PUSH_QUEUE });
   const running = new Set<Promise<void>>();
   void (async () => {
@@ -23,7 +30,7 @@ export function listenForPushes(nc: NatsConnection, apply: (status: PushedStatus
         continue;
       }
       while (running.size >= CONCURRENT_PUSHES) await Promise.race(running);
-      const task = apply(status)
+      const task = apply({ status, payload: message.data, headers: message.headers })
         .catch((error: unknown) => log.warn("could not apply a pushed status; the next poll will", { execution: status.executionId, error }))
         .finally(() => running.delete(task));
       running.add(task);

@@ -7,12 +7,18 @@ import { PluginAnnouncementSchema } from "@plugin-bridge/protocol/pluginbridge/v
 import { PluginKind, type PluginInstance, type SupportedTaskType } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import { timestampMs } from "../machinery/time.js";
 import type { Logger } from "../log.js";
+import { SidecarAuth } from "./sidecar-auth.js";
 
 export interface LiveInstance {
   instance: PluginInstance;
   /** When the announcement stops counting, in epoch ms. */
   staleAtMs: number;
+  /** The sidecar key that signed the announcement; empty when unsigned. */
+  keyId: string;
 }
+
+/** A refused announcement is logged again at most this often per key (heartbeats repeat it every few seconds). */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 const routeKey = (type: string, version: number): string => `${type}\u0000${version}`;
 
@@ -21,10 +27,12 @@ export class RoutingTable {
   private readonly nextIndex = new Map<string, number>();
   private readonly listeners = new Set<(id: string, instance: PluginInstance | undefined) => void>();
   private stopWatch: (() => void) | undefined;
+  private readonly refusalsLogged = new Map<string, number>();
 
   constructor(
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    private readonly auth: SidecarAuth = new SidecarAuth(undefined, () => new Set()),
   ) {}
 
   /** Follows the plugins bucket; resolves once the entries present at start are loaded. */
@@ -71,8 +79,13 @@ export class RoutingTable {
     }
     try {
       const announcement = fromBinary(PluginAnnouncementSchema, entry.value);
-      const instance = announcement.instance;
-      if (!instance?.descriptor || instance.descriptor.kind === PluginKind.UNSPECIFIED) {
+      const admitted = this.auth.admit(announcement);
+      if ("refused" in admitted) {
+        this.refuse(key, admitted.refused);
+        return;
+      }
+      const { instance, keyId } = admitted;
+      if (!instance.descriptor || instance.descriptor.kind === PluginKind.UNSPECIFIED) {
         this.log.warn("ignoring an announcement without a descriptor or kind", { key });
         return;
       }
@@ -85,11 +98,30 @@ export class RoutingTable {
           endpoint: instance.endpoint,
         });
       }
-      this.instances.set(key, { instance, staleAtMs });
+      this.instances.set(key, { instance, staleAtMs, keyId });
       this.emit(instance.instanceId, instance);
     } catch (error) {
       this.log.warn("ignoring an announcement that does not decode", { key, error });
     }
+  }
+
+  /** An announcement that does not count: whatever the key held before is gone too, and the refusal is logged. */
+  private refuse(key: string, why: string): void {
+    const gone = this.instances.get(key);
+    if (gone) {
+      this.instances.delete(key);
+      this.emit(gone.instance.instanceId, undefined);
+    }
+    const loggedAt = this.refusalsLogged.get(key);
+    if (loggedAt !== undefined && this.now() - loggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    this.refusalsLogged.set(key, this.now());
+    this.log.warn("ignoring an unauthenticated plugin announcement", { key, why });
+  }
+
+  /** The key that signed a live instance's announcement; undefined for an unknown instance. */
+  keyIdOf(instanceId: string): string | undefined {
+    for (const entry of this.instances.values()) if (entry.instance.instanceId === instanceId) return entry.keyId;
+    return undefined;
   }
 
   private emit(id: string, instance: PluginInstance | undefined): void {

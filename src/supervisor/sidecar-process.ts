@@ -3,7 +3,6 @@
 // after too many crashes in a row. Only the ChildProcess this object spawned is ever signalled, and only while
 // Node still holds it (exitCode and signalCode unset): a PID the system reused is never touched.
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { HealthCheckResponse_ServingStatus as ServingStatus, Health } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
 import type { SidecarSpec } from "../config-file.js";
@@ -75,6 +74,8 @@ export class SidecarProcess {
     readonly instanceId: string,
     readonly endpoint: string,
     private readonly natsUrl: string,
+    /** The sidecar's token (its announcements' signing key), when the hosts require them. */
+    private readonly token: string | undefined,
     private readonly clients: PluginClients,
     private readonly policy: RestartPolicy,
     private readonly log: Logger,
@@ -172,7 +173,9 @@ export class SidecarProcess {
         PLUGIN_BRIDGE_NATS_URL: this.natsUrl,
         PLUGIN_BRIDGE_INSTANCE_ID: this.instanceId,
         PLUGIN_BRIDGE_ENDPOINT: this.endpoint,
-        PLUGIN_BRIDGE_TOKEN: randomBytes(16).toString("hex"),
+        // Issued for the sidecar's name; without a sidecar secret none is handed out (and none inherited).
+        PLUGIN_BRIDGE_TOKEN: this.token,
+        PLUGIN_BRIDGE_TOKEN_ID: this.token === undefined ? undefined : this.spec.name,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

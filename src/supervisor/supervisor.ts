@@ -16,6 +16,8 @@ export interface SupervisorOptions {
   log: Logger;
   policy?: Partial<RestartPolicy>;
   metrics?: Pick<HostMetrics, "sidecarRestart">;
+  /** The token of a sidecar name, when the hosts require signed announcements (SidecarAuth). */
+  tokenFor?: (name: string) => string;
 }
 
 interface Running {
@@ -160,7 +162,7 @@ export class Supervisor {
       const endpoint = spec.transport === "tcp" ? `127.0.0.1:${await freePort()}` : `unix:${path.join(tmpdir(), `pb-${instanceId}.sock`)}`;
       replicas.push(
         new SidecarProcess(
-          spec, instanceId, endpoint, this.options.natsUrl, this.clients, this.policy, log,
+          spec, instanceId, endpoint, this.options.natsUrl, this.options.tokenFor?.(spec.name), this.clients, this.policy, log,
           (status) => log.error("sidecar given up", { ...status }),
           () => this.options.metrics?.sidecarRestart(spec.name),
         ),

@@ -1,5 +1,5 @@
 // Generated TaskService / PluginRegistryService clients over each protocol the host's one port speaks.
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
 import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
@@ -39,4 +39,14 @@ export async function waitForPlugin(baseUrl: string, name: string, count = 1): P
     const plugin = plugins.find((p) => p.name === name);
     return plugin && plugin.instances.filter((i) => !i.draining).length >= count ? true : undefined;
   }, 300, 100);
+}
+
+/** The Connect code a call fails with, or "ok". */
+export async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await call;
+    return "ok";
+  } catch (error) {
+    return ConnectError.from(error).code;
+  }
 }

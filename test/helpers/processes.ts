@@ -116,7 +116,9 @@ export async function startHost(natsUrl: string, flags: Record<string, string> =
   }
   const host = run(process.execPath, args, env);
   await host.waitFor("serving", 30_000);
-  return { ...host, url: `http://127.0.0.1:${port}`, port };
+  // http or https, as the host says (a config file may give the port TLS).
+  const url = /serving .*url=(https?:\/\/\S+)/.exec(host.output())?.[1] ?? `http://127.0.0.1:${port}`;
+  return { ...host, url, port };
 }
 
 /**

@@ -26,6 +26,7 @@ import {
 } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
 import { startApiServer, type ApiLog, type ApiServer } from "../../src/api/server.js";
 import { HealthStatus } from "../../src/api/health-service.js";
+import { codeOf } from "../helpers/clients.js";
 import { curlPost } from "../helpers/api-curl.js";
 import { createGrpcJsClient, grpcJsServerStream, grpcJsUnary } from "../helpers/api-grpc-js.js";
 import { SLOW_TASK_ID, STUCK_TASK_ID, testTaskServiceRoutes } from "../helpers/api-test-task-service.js";
@@ -52,15 +53,6 @@ function transports(baseUrl: string): Record<string, Transport> {
     "grpc-web http/1.1": createGrpcWebTransport({ baseUrl, httpVersion: "1.1" }),
     "grpc-web h2c": createGrpcWebTransport({ baseUrl, httpVersion: "2" }),
   };
-}
-
-async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await call;
-    return "ok";
-  } catch (error) {
-    return ConnectError.from(error).code;
-  }
 }
 
 function connectionRefused(port: number): Promise<boolean> {

@@ -216,6 +216,7 @@ describe("gRPC server reflection", () => {
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
     "pluginbridge.v1.PluginRegistryService",
+    "pluginbridge.v1.SidecarService",
     "pluginbridge.v1.TaskService",
   ];
 
@@ -333,6 +334,8 @@ describe("gRPC server reflection", () => {
         "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
         "pluginbridge.v1.PluginRegistryService/GetPlugin",
         "pluginbridge.v1.PluginRegistryService/ListPlugins",
+        "pluginbridge.v1.SidecarService/ListSidecars",
+        "pluginbridge.v1.SidecarService/UpgradeSidecar",
         "pluginbridge.v1.TaskService/AbortTask",
         "pluginbridge.v1.TaskService/CreateTask",
         "pluginbridge.v1.TaskService/ExecuteTask",

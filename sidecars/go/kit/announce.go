@@ -20,7 +20,8 @@ const (
 
 // announcer keeps a live instance's key in pb_plugins: put once the server is SERVING, then at every
 // heartbeat. The bucket's TTL removes the key of an instance that died without a word; a draining instance
-// says so, then deletes its key. Every host watches the bucket: that watch is its routing table.
+// says so, then deletes its key. Every host watches the bucket: that watch is its routing table. With a
+// token, every write (the first, each heartbeat, the draining one) is signed.
 type announcer struct {
 	link       *natsLink
 	key        string
@@ -29,6 +30,7 @@ type announcer struct {
 	descriptor *pb.PluginDescriptor
 	startedAt  *timestamppb.Timestamp
 	interval   time.Duration
+	token      *token // signs every write; nil announces unsigned
 	log        *slog.Logger
 
 	mu        sync.Mutex // one write at a time: the later one must win
@@ -67,16 +69,13 @@ func (a *announcer) run() {
 func (a *announcer) put() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	value, err := proto.Marshal(&pb.PluginAnnouncement{
-		Instance: &pb.PluginInstance{
-			InstanceId:  a.instanceID,
-			Endpoint:    a.endpoint,
-			Descriptor_: a.descriptor,
-			StartedAt:   a.startedAt,
-			HeartbeatAt: timestamppb.Now(),
-			Draining:    a.draining,
-		},
-		TtlSeconds: AnnouncementTTLSeconds,
+	value, err := a.encode(&pb.PluginInstance{
+		InstanceId:  a.instanceID,
+		Endpoint:    a.endpoint,
+		Descriptor_: a.descriptor,
+		StartedAt:   a.startedAt,
+		HeartbeatAt: timestamppb.Now(),
+		Draining:    a.draining,
 	})
 	if err != nil {
 		a.log.Error("cannot encode the announcement", "error", err)
@@ -93,10 +92,33 @@ func (a *announcer) put() bool {
 		return false
 	}
 	a.once.Do(func() {
-		a.log.Info("announced", "key", a.key, "endpoint", a.endpoint)
+		attributes := []any{"key", a.key, "endpoint", a.endpoint}
+		if a.token != nil {
+			attributes = append(attributes, "signedBy", a.token.id) // who signs, never the token
+		}
+		a.log.Info("announced", attributes...)
 		close(a.announced)
 	})
 	return true
+}
+
+// encode is the value of one write. Without a token the instance is stored as it is. With one, the
+// instance is serialized here, once, and those very bytes are stored and signed: protobuf encodings differ
+// between languages, so a host checks the signature over the bytes it reads, never over a re-encoding.
+func (a *announcer) encode(instance *pb.PluginInstance) ([]byte, error) {
+	if a.token == nil {
+		return proto.Marshal(&pb.PluginAnnouncement{Instance: instance, TtlSeconds: AnnouncementTTLSeconds})
+	}
+	signed, err := proto.Marshal(instance)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(&pb.PluginAnnouncement{
+		TtlSeconds:     AnnouncementTTLSeconds,
+		SignedInstance: signed,
+		KeyId:          a.token.id,
+		Signature:      a.token.signAnnouncement(AnnouncementTTLSeconds, signed),
+	})
 }
 
 // setDraining announces draining=true at once, so hosts stop routing new work here.

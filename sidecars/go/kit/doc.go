@@ -12,6 +12,8 @@
 //   - announces the instance in the pb_plugins KV bucket once it is SERVING, and heartbeats every 3 s;
 //   - pushes a status between polls when the plugin asks ([Task.Push], [Server.Push]): a PushedStatus on
 //     pb.push.<execution id> that a host applies as the next Get's or Handle's report;
+//   - signs every announcement and push with the sidecar's token when it has one ([WithToken],
+//     PLUGIN_BRIDGE_TOKEN and PLUGIN_BRIDGE_TOKEN_ID), so hosts can check who wrote them;
 //   - traces every plugin call as an OpenTelemetry SERVER span, the child of the host's span in the call's
 //     metadata, exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (see [WithTracerProvider]);
 //   - drains on SIGTERM/SIGINT: refuses new calls, turns NOT_SERVING, announces draining, lets calls in

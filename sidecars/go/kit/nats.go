@@ -122,10 +122,10 @@ func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (je
 	return kv, nil
 }
 
-// publish sends a plain (core NATS) message, then waits until the server has it, bounded by ctx (or by
-// publishFlushTimeout when ctx has no deadline). It fails at once while NATS is down rather than leaving the
-// message in the reconnect buffer, and after the connection was closed.
-func (l *natsLink) publish(ctx context.Context, subject string, data []byte) error {
+// publish sends a plain (core NATS) message, with its headers, then waits until the server has it, bounded
+// by ctx (or by publishFlushTimeout when ctx has no deadline). It fails at once while NATS is down rather
+// than leaving the message in the reconnect buffer, and after the connection was closed.
+func (l *natsLink) publish(ctx context.Context, msg *nats.Msg) error {
 	if l.conn.IsClosed() {
 		return nats.ErrConnectionClosed
 	}
@@ -135,7 +135,7 @@ func (l *natsLink) publish(ctx context.Context, subject string, data []byte) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := l.conn.Publish(subject, data); err != nil {
+	if err := l.conn.PublishMsg(msg); err != nil {
 		return err
 	}
 	if _, ok := ctx.Deadline(); !ok {

@@ -26,6 +26,9 @@ type settings struct {
 	handleSignals     bool
 	logger            *slog.Logger
 	tracerProvider    trace.TracerProvider
+	tokenID           string
+	token             string
+	signer            *token // from tokenID and token; nil without a token
 }
 
 // WithNATSURL sets the NATS server URL(s), comma-separated. Default: $PLUGIN_BRIDGE_NATS_URL, else
@@ -65,6 +68,14 @@ func WithTracerProvider(provider trace.TracerProvider) Option {
 	return func(s *settings) { s.tracerProvider = provider }
 }
 
+// WithToken gives the sidecar its identity: the token a host issued (an opaque secret) and the id it was
+// issued for. The kit then signs every announcement and every push with it, as hosts that require sidecar
+// authentication expect. Default: $PLUGIN_BRIDGE_TOKEN_ID and $PLUGIN_BRIDGE_TOKEN; both or neither must be
+// set, and this option replaces both. The token is never logged nor sent; only signatures made with it are.
+func WithToken(id, token string) Option {
+	return func(s *settings) { s.tokenID, s.token = id, token }
+}
+
 // DefaultNATSURL is the host's embedded nats-server's default address.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
@@ -78,6 +89,8 @@ func resolveSettings(name string, options []Option) (settings, error) {
 		drainTimeout:      30 * time.Second,
 		heartbeatInterval: DefaultHeartbeatInterval,
 		handleSignals:     true,
+		tokenID:           os.Getenv(tokenIDEnv),
+		token:             os.Getenv(tokenEnv),
 	}
 	for _, option := range options {
 		option(&s)
@@ -90,6 +103,10 @@ func resolveSettings(name string, options []Option) (settings, error) {
 	// The id is a token of the announcement key and part of the socket name: refuse anything else up front.
 	if !instanceIDPattern.MatchString(s.instanceID) {
 		return s, fmt.Errorf("instance id %q must be letters, digits, '-' and '_'", s.instanceID)
+	}
+	var err error
+	if s.signer, err = newToken(s.tokenID, s.token); err != nil {
+		return s, err
 	}
 	if s.logger == nil {
 		s.logger = newLogger(name)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/nats-io/nats.go"
 	pb "github.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -29,10 +30,11 @@ var executionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // after Handle. result is checked as a Get, Do or Handle answer is (build it with [Success], [Running] ...).
 //
 // It publishes a [pb.PushedStatus] (with this instance's id) on [PushSubject](executionID) and returns once
-// the NATS server has it, bounded by ctx (5 s when ctx has no deadline). A push is a shortcut, not a
-// delivery: the host drops a push for another attempt, from an instance that does not serve the execution,
-// or for an execution whose work has not started or has ended, and a lost push only waits for the next
-// poll. So polling must keep reporting the same end.
+// the NATS server has it, bounded by ctx (5 s when ctx has no deadline). A sidecar with a token
+// ([WithToken]) signs it: the message carries the headers [PushKeyIDHeader] (the token id) and
+// [PushSignatureHeader]. A push is a shortcut, not a delivery: the host drops a push for another attempt,
+// from an instance that does not serve the execution, or for an execution whose work has not started or has
+// ended, and a lost push only waits for the next poll. So polling must keep reporting the same end.
 //
 // It fails, sending nothing, without NATS ([ErrPushWithoutNATS]), while NATS is not connected
 // ([ErrNotConnected]), for an execution id that is not letters, digits, '-' and '_', or for a result that
@@ -60,7 +62,14 @@ func (s *Server) Push(ctx context.Context, executionID string, attempt uint32, r
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	if err := s.link.publish(ctx, PushSubject(executionID), data); err != nil {
+	msg := &nats.Msg{Subject: PushSubject(executionID), Data: data}
+	// Signed over the exact bytes published, so the host checks what it receives.
+	if signer := s.settings.signer; signer != nil {
+		msg.Header = nats.Header{}
+		msg.Header.Set(PushKeyIDHeader, signer.id)
+		msg.Header.Set(PushSignatureHeader, signer.signPush(data))
+	}
+	if err := s.link.publish(ctx, msg); err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
 	s.log.Debug("pushed", "execution", executionID, "attempt", attempt, "phase", info.GetPhase().String())

@@ -169,6 +169,7 @@ func Start(_ context.Context, plugin Plugin, options ...Option) (*Server, error)
 			descriptor: descriptor,
 			startedAt:  startedAt,
 			interval:   cfg.heartbeatInterval,
+			token:      cfg.signer,
 			log:        log,
 		}
 		s.announcer.start()

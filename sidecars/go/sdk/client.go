@@ -1,6 +1,6 @@
 // Package sdk submits tasks to a plugin-bridge host and follows them: a thin layer over the generated
-// connect-go TaskService client. It speaks gRPC over cleartext HTTP/2 (h2c) by default, as the host's
-// public port serves it, or the Connect protocol.
+// connect-go TaskService client. It speaks gRPC over HTTP/2 by default, as the host's public port serves it
+// (cleartext h2c for http:// base URLs, TLS for https:// ones), or the Connect protocol.
 package sdk
 
 import (
@@ -10,6 +10,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"connectrpc.com/connect"
@@ -39,7 +40,14 @@ type clientSettings struct {
 	headers    http.Header
 	extra      []connect.ClientOption
 	specTTL    time.Duration
+	token      string
+	tls        *tls.Config
 }
+
+// APITokenEnv is where a client finds its token when WithToken is not given. It is not PLUGIN_BRIDGE_TOKEN:
+// that variable is a sidecar's identity towards the hosts, and a program that runs beside a sidecar must
+// not present it as a caller's.
+const APITokenEnv = "PLUGIN_BRIDGE_API_TOKEN"
 
 // DefaultSpecificationTTL is how long a client trusts a fetched specification. Short, because plugins come
 // and go: an instance that stops announcing leaves the host's table within about 15 s.
@@ -47,6 +55,17 @@ const DefaultSpecificationTTL = 10 * time.Second
 
 // WithProtocol picks the wire protocol.
 func WithProtocol(p Protocol) Option { return func(s *clientSettings) { s.protocol = p } }
+
+// WithToken sends "authorization: Bearer <token>" on every call, for a host that requires its callers to
+// authenticate. Without it (or with ""), the client sends $PLUGIN_BRIDGE_API_TOKEN when that is set, and no
+// authorization otherwise.
+func WithToken(token string) Option { return func(s *clientSettings) { s.token = token } }
+
+// WithTLS sets the TLS configuration of the default HTTP client, used for https:// base URLs: the
+// certificate authorities to trust (RootCAs; nil trusts the system's) and a client certificate for mutual TLS
+// (Certificates). [TLSConfig] and [TLSConfigFromFiles] build one from PEM. It does not apply to a client
+// given with WithHTTPClient, which brings its own transport.
+func WithTLS(config *tls.Config) Option { return func(s *clientSettings) { s.tls = config } }
 
 // WithHTTPClient replaces the default HTTP client (h2c and TLS HTTP/2).
 func WithHTTPClient(c connect.HTTPClient) Option { return func(s *clientSettings) { s.httpClient = c } }
@@ -77,14 +96,22 @@ type Client struct {
 
 // NewHTTPClient is the default HTTP client: HTTP/2 only, cleartext (h2c) for http:// and TLS for https://,
 // so gRPC works against the host's one port.
-func NewHTTPClient() *http.Client {
+func NewHTTPClient() *http.Client { return newHTTPClient(nil) }
+
+// newHTTPClient is NewHTTPClient with the TLS configuration of WithTLS, or the system's trust when nil.
+func newHTTPClient(tlsConfig *tls.Config) *http.Client {
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		tlsConfig = tlsConfig.Clone() // the transport adds "h2" to NextProtos; the caller's config stays as given
+	}
 	var protocols http.Protocols
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{
 		Protocols:           &protocols,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     tlsConfig,
 		ForceAttemptHTTP2:   true,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
@@ -98,7 +125,13 @@ func New(baseURL string, options ...Option) *Client {
 		option(&s)
 	}
 	if s.httpClient == nil {
-		s.httpClient = NewHTTPClient()
+		s.httpClient = newHTTPClient(s.tls)
+	}
+	if s.token == "" {
+		s.token = os.Getenv(APITokenEnv)
+	}
+	if s.token != "" {
+		s.headers.Set("Authorization", "Bearer "+s.token)
 	}
 	var connectOptions []connect.ClientOption
 	switch s.protocol {

@@ -46,8 +46,9 @@ func (h *headerRecorder) WatchTask(_ context.Context, req *connect.Request[pb.Wa
 	return nil
 }
 
-// startRecorder serves the recorder over gRPC on h2c, as the host's public port does.
-func startRecorder(t *testing.T) (*Client, *headerRecorder) {
+// startRecorder serves the recorder over gRPC on h2c, as the host's public port does, and returns a client of
+// it made with options.
+func startRecorder(t *testing.T, options ...Option) (*Client, *headerRecorder) {
 	recorder := &headerRecorder{headers: map[string]http.Header{}}
 	mux := http.NewServeMux()
 	mux.Handle(pluginbridgev1connect.NewTaskServiceHandler(recorder))
@@ -56,7 +57,7 @@ func startRecorder(t *testing.T) (*Client, *headerRecorder) {
 	server.Config.Protocols.SetUnencryptedHTTP2(true)
 	server.Start()
 	t.Cleanup(server.Close)
-	return New(server.URL), recorder
+	return New(server.URL, options...), recorder
 }
 
 // calls makes a unary call and a streaming one with ctx.

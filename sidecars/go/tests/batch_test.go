@@ -13,13 +13,13 @@ import (
 	"github.com/plugin-bridge/plugin-bridge/sidecars/go/internal/testenv"
 )
 
-func startBatch(t *testing.T, natsURL string) (*testenv.Process, *client, string) {
+func startBatch(t *testing.T, natsURL string, env ...string) (*testenv.Process, *client, string) {
 	t.Helper()
 	jobsDir := t.TempDir()
 	socket := filepath.Join(t.TempDir(), "b.sock")
-	p := testenv.StartProcess(t, []string{
+	p := testenv.StartProcess(t, append([]string{
 		"PLUGIN_BRIDGE_NATS_URL=" + natsURL, "PLUGIN_BRIDGE_ENDPOINT=unix:" + socket, "BATCH_JOBS_DIR=" + jobsDir,
-	}, bin.batch)
+	}, env...), bin.batch)
 	return p, dial(t, "unix:"+socket), jobsDir
 }
 
@@ -47,7 +47,7 @@ func pollUntilTerminal(t *testing.T, c *client, tc *pb.TaskContext, meta []byte)
 
 func TestBatchJobs(t *testing.T) {
 	n := testenv.StartNATS(t)
-	_, c, jobsDir := startBatch(t, n.URL)
+	_, c, jobsDir := startBatch(t, n.URL, "PLUGIN_BRIDGE_TOKEN="+sidecarToken, "PLUGIN_BRIDGE_TOKEN_ID=batch", "BATCH_TEST_INHERITED=yes")
 	ctx := callCtx(t)
 
 	t.Run("success with log tail", func(t *testing.T) {
@@ -69,6 +69,21 @@ func TestBatchJobs(t *testing.T) {
 		uri := last.GetPhaseInfo().GetLogs()[0].GetUri()
 		if !strings.HasPrefix(strings.TrimPrefix(uri, "file://"), jobsDir) {
 			t.Errorf("log %s is not under %s", uri, jobsDir)
+		}
+	})
+
+	// A job gets the sidecar's environment, but not its token: the token is the sidecar's, not the task's.
+	t.Run("environment without the token", func(t *testing.T) {
+		tc := taskContext(t, "batch", "b-env", 1, map[string]any{
+			"command": "sh", "args": []any{"-c", `echo "${BATCH_TEST_INHERITED-unset} ${PLUGIN_BRIDGE_TOKEN-unset}"`},
+		})
+		created, err := c.async.Create(ctx, &pb.CreateRequest{Context: tc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, _ := pollUntilTerminal(t, c, tc, created.GetResourceMeta())
+		if tail := last.GetOutputs().AsMap()["logTail"]; tail != "yes unset\n" {
+			t.Fatalf("the job saw %q", tail)
 		}
 	})
 

@@ -15,18 +15,21 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import grpc
 import nats
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2
 
-from pluginbridge.v1 import plugin_pb2, task_pb2
+from pluginbridge.v1 import plugin_pb2, task_pb2, task_service_pb2
 
-from plugin_bridge.grpc_service import client_methods
+from plugin_bridge.grpc_service import client_methods, message_classes
+from plugin_bridge.sdk.client import TASK_SERVICE
 
 KIT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = KIT_ROOT.parent.parent
@@ -209,7 +212,8 @@ def start_sidecar(
     wait_serving: bool = True,
 ) -> Sidecar:
     """Starts ``python -m <module>`` as a sidecar on a unix socket and waits until health says SERVING.
-    ``env`` adds to the test's environment; a None value removes the variable."""
+    ``env`` adds to the test's environment; a None value removes the variable. The sidecar has no token unless
+    ``env`` gives it one."""
     endpoint = f"unix:{socket_dir / (instance_id + '.sock')}"
     log_path = socket_dir / f"{instance_id}.log"
     merged = {
@@ -217,6 +221,8 @@ def start_sidecar(
         "PLUGIN_BRIDGE_NATS_URL": nats_url,
         "PLUGIN_BRIDGE_ENDPOINT": endpoint,
         "PLUGIN_BRIDGE_INSTANCE_ID": instance_id,
+        "PLUGIN_BRIDGE_TOKEN": None,
+        "PLUGIN_BRIDGE_TOKEN_ID": None,
         **(env or {}),
     }
     full_env = {key: value for key, value in merged.items() if value is not None}
@@ -329,3 +335,53 @@ def run_in_thread(fn: Callable[[], T]) -> "threading.Thread":
     thread = threading.Thread(target=fn, daemon=True)
     thread.start()
     return thread
+
+
+class RecordingTaskService:
+    """GetTask and WatchTask (one event) of a fake host, for the SDK's unit tests: they remember the invocation
+    metadata of every call, and the common name of the client certificate it came with (mutual TLS)."""
+
+    def __init__(self) -> None:
+        self.calls: List[Tuple[str, List[Tuple[str, str]]]] = []
+        self.client_names: List[List[bytes]] = []
+
+    def _record(self, method: str, context: grpc.ServicerContext) -> None:
+        self.calls.append((method, [(key, value) for key, value in context.invocation_metadata()]))
+        self.client_names.append(list(context.auth_context().get("x509_common_name", [])))
+
+    def get_task(self, request: Any, context: grpc.ServicerContext) -> task_service_pb2.GetTaskResponse:
+        self._record("GetTask", context)
+        return task_service_pb2.GetTaskResponse(execution=task_service_pb2.TaskExecution(id=request.id))
+
+    def watch_task(self, request: Any, context: grpc.ServicerContext) -> Iterator[task_service_pb2.WatchTaskResponse]:
+        self._record("WatchTask", context)
+        yield task_service_pb2.WatchTaskResponse(event=task_service_pb2.TaskEvent(execution_id=request.id))
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        def method(name: str, behaviour: Callable[..., Any], streaming: bool) -> grpc.RpcMethodHandler:
+            request_cls, response_cls = message_classes(TASK_SERVICE.methods_by_name[name])
+            factory = grpc.unary_stream_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
+            return factory(behaviour, request_deserializer=request_cls.FromString, response_serializer=response_cls.SerializeToString)
+
+        return grpc.method_handlers_generic_handler(
+            TASK_SERVICE.full_name,
+            {"GetTask": method("GetTask", self.get_task, False), "WatchTask": method("WatchTask", self.watch_task, True)},
+        )
+
+
+@contextmanager
+def recording_host(credentials: Optional[grpc.ServerCredentials] = None) -> Iterator[Tuple[str, RecordingTaskService]]:
+    """A :class:`RecordingTaskService` on a free loopback port: h2c, or TLS with ``credentials``. Yields the
+    base URL a client uses and the service."""
+    service = RecordingTaskService()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((service.handler(),))
+    if credentials is None:
+        base_url = f"http://127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    else:
+        base_url = f"https://127.0.0.1:{server.add_secure_port('127.0.0.1:0', credentials)}"
+    server.start()
+    try:
+        yield base_url, service
+    finally:
+        server.stop(None).wait(5)

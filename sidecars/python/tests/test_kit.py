@@ -94,6 +94,8 @@ async def test_announcement_appears_and_heartbeat_advances(sidecar: Sidecar, nat
 
     first = await eventually_async(announcement, 20, what="the announcement")
     assert first.ttl_seconds == 10
+    # No token: unsigned, the instance in the clear.
+    assert (first.signed_instance, first.key_id, first.signature) == (b"", "", b"")
     assert first.instance.instance_id == "conf-a"
     assert first.instance.endpoint == sidecar.endpoint
     assert first.instance.endpoint.startswith("unix:/")

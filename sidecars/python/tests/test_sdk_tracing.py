@@ -3,10 +3,8 @@ grpcio server on a loopback port) records the metadata of each call BridgeClient
 
 from __future__ import annotations
 
-from concurrent import futures
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
-import grpc
 import pytest
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -16,51 +14,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from pluginbridge.v1 import task_service_pb2
 
-from plugin_bridge.grpc_service import message_classes
+from helpers import RecordingTaskService, recording_host
 from plugin_bridge.sdk import BridgeClient
-from plugin_bridge.sdk.client import TASK_SERVICE
-
-
-class RecordingTaskService:
-    """GetTask and WatchTask (one event) that remember the invocation metadata of every call."""
-
-    def __init__(self) -> None:
-        self.calls: List[Tuple[str, List[Tuple[str, str]]]] = []
-
-    def _record(self, method: str, context: grpc.ServicerContext) -> None:
-        self.calls.append((method, [(key, value) for key, value in context.invocation_metadata()]))
-
-    def get_task(self, request: Any, context: grpc.ServicerContext) -> task_service_pb2.GetTaskResponse:
-        self._record("GetTask", context)
-        return task_service_pb2.GetTaskResponse(execution=task_service_pb2.TaskExecution(id=request.id))
-
-    def watch_task(self, request: Any, context: grpc.ServicerContext) -> Iterator[task_service_pb2.WatchTaskResponse]:
-        self._record("WatchTask", context)
-        yield task_service_pb2.WatchTaskResponse(event=task_service_pb2.TaskEvent(execution_id=request.id))
-
-    def handler(self) -> grpc.GenericRpcHandler:
-        def method(name: str, behaviour: Callable[..., Any], streaming: bool) -> grpc.RpcMethodHandler:
-            request_cls, response_cls = message_classes(TASK_SERVICE.methods_by_name[name])
-            factory = grpc.unary_stream_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
-            return factory(behaviour, request_deserializer=request_cls.FromString, response_serializer=response_cls.SerializeToString)
-
-        return grpc.method_handlers_generic_handler(
-            TASK_SERVICE.full_name,
-            {"GetTask": method("GetTask", self.get_task, False), "WatchTask": method("WatchTask", self.watch_task, True)},
-        )
 
 
 @pytest.fixture()
 def host() -> Iterator[Tuple[str, RecordingTaskService]]:
-    service = RecordingTaskService()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers((service.handler(),))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}", service
-    finally:
-        server.stop(None).wait(5)
+    with recording_host() as served:
+        yield served
 
 
 @pytest.fixture()

@@ -1,12 +1,21 @@
 // Announces a live sidecar instance in the `pb_plugins` KV bucket: at start, then at every heartbeat. The
 // bucket's TTL removes the key of an instance that died without a word; a draining instance says so, then
-// deletes its key. Every host watches the bucket: that watch is its routing table.
+// deletes its key. Every host watches the bucket: that watch is its routing table. A sidecar with a token signs
+// every write, the draining one included (sidecar-token.ts).
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow, type Timestamp } from "@bufbuild/protobuf/wkt";
 import type { KV } from "@nats-io/kv";
-import { PluginAnnouncementSchema } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
-import type { PluginDescriptor } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import {
+  PluginAnnouncementSchema,
+  type PluginAnnouncement,
+} from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
+import {
+  PluginInstanceSchema,
+  type PluginDescriptor,
+  type PluginInstance,
+} from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
 import type { Logger } from "./log.js";
+import type { SidecarToken } from "./sidecar-token.js";
 
 /** Seconds after heartbeat_at when a host treats the announcement as stale. */
 export const ANNOUNCEMENT_TTL_SECONDS = 10;
@@ -22,6 +31,25 @@ export interface AnnouncerOptions {
   bucket: () => Promise<KV>;
   log: Logger;
   intervalMs?: number;
+  /** Signs every announcement; without one they are written unsigned. */
+  token?: SidecarToken;
+}
+
+/**
+ * The announcement of `instance`: unsigned, or signed by `token`. A signed one carries the instance only as the
+ * bytes it signs, serialized here once: protobuf encodings are not canonical, so a host could not re-encode a
+ * decoded instance and expect the same bytes.
+ */
+export function announcement(instance: PluginInstance, token: SidecarToken | undefined): PluginAnnouncement {
+  const ttlSeconds = ANNOUNCEMENT_TTL_SECONDS;
+  if (!token) return create(PluginAnnouncementSchema, { instance, ttlSeconds });
+  const signedInstance = toBinary(PluginInstanceSchema, instance);
+  return create(PluginAnnouncementSchema, {
+    ttlSeconds,
+    signedInstance,
+    keyId: token.id,
+    signature: token.signAnnouncement(ttlSeconds, signedInstance),
+  });
 }
 
 export class Announcer {
@@ -81,21 +109,16 @@ export class Announcer {
   }
 
   async #put(): Promise<boolean> {
-    const { key, instanceId, endpoint, descriptor, startedAt, log } = this.options;
-    const value = toBinary(
-      PluginAnnouncementSchema,
-      create(PluginAnnouncementSchema, {
-        instance: {
-          instanceId,
-          endpoint,
-          descriptor,
-          startedAt,
-          heartbeatAt: timestampNow(),
-          draining: this.#draining,
-        },
-        ttlSeconds: ANNOUNCEMENT_TTL_SECONDS,
-      }),
-    );
+    const { key, instanceId, endpoint, descriptor, startedAt, log, token } = this.options;
+    const instance = create(PluginInstanceSchema, {
+      instanceId,
+      endpoint,
+      descriptor,
+      startedAt,
+      heartbeatAt: timestampNow(),
+      draining: this.#draining,
+    });
+    const value = toBinary(PluginAnnouncementSchema, announcement(instance, token));
     try {
       await (await this.options.bucket()).put(key, value);
       if (!this.#announcedOnce) {

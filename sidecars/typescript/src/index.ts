@@ -64,7 +64,8 @@ export {
   type IdempotencyStore,
   type IdempotentCall,
 } from "./idempotency.js";
-export { Announcer, ANNOUNCEMENT_TTL_SECONDS, HEARTBEAT_INTERVAL_MS, type AnnouncerOptions } from "./announce.js";
+export { announcement, Announcer, ANNOUNCEMENT_TTL_SECONDS, HEARTBEAT_INTERVAL_MS, type AnnouncerOptions } from "./announce.js";
+export { PUSH_KEY_ID_HEADER, PUSH_SIGNATURE_HEADER, SidecarToken, sidecarToken } from "./sidecar-token.js";
 export {
   CREATES_BUCKET,
   CREATES_BUCKET_OPTIONS,

@@ -3,7 +3,7 @@
 // are part of the contract with the host: whoever comes first creates a bucket, and the other opens it as it
 // is (Kvm.create compares nothing), so both sides must keep the same settings.
 import { Kvm, type KV, type KvOptions } from "@nats-io/kv";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { StorageType } from "@nats-io/jetstream";
 import type { Logger } from "./log.js";
 
@@ -91,11 +91,17 @@ export class NatsLink {
     return await opening;
   }
 
-  /** Publishes a plain NATS message; throws at once while NATS is not connected. */
-  publish(subject: string, data: Uint8Array): void {
+  /** Publishes a plain NATS message, with `headerValues` as its headers; throws at once while NATS is not connected. */
+  publish(subject: string, data: Uint8Array, headerValues?: Record<string, string>): void {
     const connection = this.#connection;
     if (!connection || connection.isClosed()) throw new Error("NATS is not connected");
-    connection.publish(subject, data);
+    if (!headerValues) {
+      connection.publish(subject, data);
+      return;
+    }
+    const messageHeaders = headers();
+    for (const [name, value] of Object.entries(headerValues)) messageHeaders.set(name, value);
+    connection.publish(subject, data, { headers: messageHeaders });
   }
 
   async #watchStatus(connection: NatsConnection): Promise<void> {

@@ -1,7 +1,8 @@
 // Runs a declared plugin as a sidecar: binds the gRPC server, turns health SERVING, then announces itself on
 // NATS and keeps heartbeating. On SIGTERM/SIGINT it drains: refuses new calls, turns NOT_SERVING, announces
 // draining, lets calls in flight finish (bounded), withdraws its announcement, exports the last spans (when it
-// traces; tracing.ts), shuts down and exits 0.
+// traces; tracing.ts), shuts down and exits 0. Given a token, it signs its announcements and pushes
+// (sidecar-token.ts).
 import { randomBytes } from "node:crypto";
 import { existsSync, unlinkSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -47,6 +48,7 @@ import {
 import type { PhaseResult } from "./phases.js";
 import { asyncService, coreService, metadataService, phaseResponse, syncService } from "./plugin-services.js";
 import type { Plugin } from "./plugin.js";
+import { sidecarToken } from "./sidecar-token.js";
 import { startTracing } from "./tracing.js";
 
 export interface ServeOptions {
@@ -66,6 +68,13 @@ export interface ServeOptions {
   heartbeatIntervalMs?: number;
   /** Drain and exit on SIGTERM and SIGINT. Default true. */
   handleSignals?: boolean;
+  /**
+   * The secret this sidecar signs its announcements and pushes with. Default: $PLUGIN_BRIDGE_TOKEN. Needs
+   * `tokenId`; without either, nothing is signed.
+   */
+  token?: string;
+  /** The name the token was issued for, sent with every signature. Default: $PLUGIN_BRIDGE_TOKEN_ID. */
+  tokenId?: string;
 }
 
 export interface ServeHandle {
@@ -109,6 +118,7 @@ function resolveOptions(plugin: Plugin, options: ServeOptions) {
     drainTimeoutMs: options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     handleSignals: options.handleSignals ?? true,
+    token: sidecarToken(options, env),
   };
 }
 
@@ -166,6 +176,7 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
   if (!nats) {
     log("warn", "running without NATS: no announcement, Create and Finalize idempotent within this process only");
   }
+  if (config.token) log("info", "signing announcements and pushes", { keyId: config.token.id });
   const store = nats
     ? new KvIdempotencyStore(() => nats.bucket(CREATES_BUCKET, CREATES_BUCKET_OPTIONS))
     : new MemoryIdempotencyStore();
@@ -217,6 +228,7 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
         bucket: () => nats.bucket(PLUGINS_BUCKET, PLUGINS_BUCKET_OPTIONS),
         log,
         intervalMs: config.heartbeatIntervalMs,
+        token: config.token,
       })
     : undefined;
   if (nats && announcer) {
@@ -291,7 +303,9 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
       if (!/^[A-Za-z0-9_-]+$/.test(execution.executionId)) throw new Error(`execution id ${JSON.stringify(execution.executionId)} is not one a host gives`);
       const { phaseInfo, outputs } = phaseResponse(result, "push");
       const status = create(PushedStatusSchema, { ...execution, instanceId: config.instanceId, phaseInfo, outputs });
-      nats.publish(`pb.push.${execution.executionId}`, toBinary(PushedStatusSchema, status));
+      // The signature covers exactly the bytes published, so encode once.
+      const payload = toBinary(PushedStatusSchema, status);
+      nats.publish(`pb.push.${execution.executionId}`, payload, config.token?.pushHeaders(payload));
     },
     drain: () => shutdown(true),
     stop: () => shutdown(false),

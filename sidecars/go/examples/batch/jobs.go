@@ -64,7 +64,7 @@ func (js *jobs) start(spec jobSpec) (*job, error) {
 	defer logFile.Close() // the child holds its own descriptors
 
 	cmd := exec.Command(spec.command, spec.args...)
-	cmd.Env = append(os.Environ(), spec.env...)
+	cmd.Env = append(sidecarEnvironment(), spec.env...)
 	cmd.Dir = spec.workingDir
 	if cmd.Dir == "" {
 		cmd.Dir = dir
@@ -103,6 +103,19 @@ func (js *jobs) start(spec jobSpec) (*job, error) {
 	js.byID[j.id] = j
 	js.mu.Unlock()
 	return j, nil
+}
+
+// sidecarEnvironment is this process's environment without its token: the token is the sidecar's identity
+// towards the hosts, and a job is any command a task asks for.
+func sidecarEnvironment() []string {
+	env := os.Environ()
+	kept := make([]string, 0, len(env))
+	for _, variable := range env {
+		if !strings.HasPrefix(variable, "PLUGIN_BRIDGE_TOKEN=") {
+			kept = append(kept, variable)
+		}
+	}
+	return kept
 }
 
 func (js *jobs) get(id string) *job {

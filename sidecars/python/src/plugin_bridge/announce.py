@@ -1,6 +1,9 @@
 """Announces a live sidecar instance in the ``pb_plugins`` KV bucket: once bound and SERVING, then at every
 heartbeat. The bucket's TTL removes the key of an instance that died without a word; a draining instance says
 so, then deletes its key. Every host watches the bucket: that watch is its routing table.
+
+A sidecar given a token signs every write (the first, each heartbeat, the draining one): the instance goes in
+``signed_instance`` as the bytes it was serialized to here, with ``key_id`` and ``signature`` (:mod:`.signing`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from nats.js.kv import KeyValue
 from pluginbridge.v1 import coordination_pb2, plugin_pb2
 
 from .log import KitLogger
+from .signing import SidecarToken
 
 #: Seconds after heartbeat_at when a host treats the announcement as stale.
 ANNOUNCEMENT_TTL_SECONDS = 10
@@ -40,6 +44,7 @@ class Announcer:
         bucket: Callable[[], Awaitable[KeyValue]],
         log: KitLogger,
         interval: float = HEARTBEAT_INTERVAL_SECONDS,
+        token: Optional[SidecarToken] = None,
     ) -> None:
         self.key = key
         self._instance_id = instance_id
@@ -49,6 +54,7 @@ class Announcer:
         self._bucket = bucket
         self._log = log
         self._interval = interval
+        self._token = token
         self._draining = False
         self._stopped = False
         self._task: Optional[asyncio.Task[None]] = None
@@ -68,17 +74,26 @@ class Announcer:
                 return
 
     def _value(self) -> bytes:
-        announcement = coordination_pb2.PluginAnnouncement(
-            instance=plugin_pb2.PluginInstance(
-                instance_id=self._instance_id,
-                endpoint=self._endpoint,
-                descriptor=self._descriptor,
-                started_at=self._started_at,
-                heartbeat_at=_now(),
-                draining=self._draining,
-            ),
-            ttl_seconds=ANNOUNCEMENT_TTL_SECONDS,
+        instance = plugin_pb2.PluginInstance(
+            instance_id=self._instance_id,
+            endpoint=self._endpoint,
+            descriptor=self._descriptor,
+            started_at=self._started_at,
+            heartbeat_at=_now(),
+            draining=self._draining,
         )
+        if self._token is None:
+            announcement = coordination_pb2.PluginAnnouncement(instance=instance, ttl_seconds=ANNOUNCEMENT_TTL_SECONDS)
+        else:
+            # Serialized once, and exactly these bytes signed and stored: protobuf encodings are not canonical, so
+            # the host checks the signature over the bytes it reads rather than over a message it re-encodes.
+            signed_instance = instance.SerializeToString()
+            announcement = coordination_pb2.PluginAnnouncement(
+                ttl_seconds=ANNOUNCEMENT_TTL_SECONDS,
+                signed_instance=signed_instance,
+                key_id=self._token.key_id,
+                signature=self._token.sign_announcement(ANNOUNCEMENT_TTL_SECONDS, signed_instance),
+            )
         return announcement.SerializeToString()
 
     async def _put(self) -> bool:

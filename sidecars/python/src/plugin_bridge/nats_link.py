@@ -146,13 +146,13 @@ class NatsLink:
             self._buckets[name] = kv
             return kv
 
-    async def publish(self, subject: str, data: bytes) -> None:
-        """Publishes a plain NATS message (no JetStream); raises NatsUnavailable at once while NATS is not
-        connected, rather than buffering it for a reconnect that may never come."""
+    async def publish(self, subject: str, data: bytes, headers: Optional[Dict[str, str]] = None) -> None:
+        """Publishes a plain NATS message (no JetStream), with ``headers`` when given; raises NatsUnavailable at
+        once while NATS is not connected, rather than buffering it for a reconnect that may never come."""
         client = self._client
         if client is None or not client.is_connected:
             raise NatsUnavailable("NATS is not connected")
-        await client.publish(subject, data)
+        await client.publish(subject, data, headers=headers)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Flushes and closes the connection; bounded so a dead server cannot hold up shutdown."""

@@ -9,6 +9,9 @@ With the OTEL_* environment set, it exports a span of every plugin call and flus
 (:mod:`.tracing`).
 
 While it runs, :meth:`Sidecar.push` (and ``ctx.push`` in a plugin method) publishes a status between polls.
+
+Given a token (``PLUGIN_BRIDGE_TOKEN`` and ``PLUGIN_BRIDGE_TOKEN_ID``, or the options), it signs every
+announcement and every push (:mod:`.signing`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 import secrets
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 import grpc
@@ -49,6 +52,7 @@ from .plugin_services import (
     phase_response,
     sync_handler,
 )
+from .signing import SidecarToken, resolve_token
 from .tracing import install_tracing
 
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 30.0
@@ -79,6 +83,11 @@ class ServeOptions:
     heartbeat_interval: float = HEARTBEAT_INTERVAL_SECONDS
     #: Drain on SIGTERM and SIGINT.
     handle_signals: bool = True
+    #: The token a host issued this sidecar; with it, announcements and pushes are signed. Needs ``token_id``.
+    #: Default: $PLUGIN_BRIDGE_TOKEN. A secret: kept out of the repr, never logged.
+    token: Optional[str] = field(default=None, repr=False)
+    #: The name the token was issued for. Default: $PLUGIN_BRIDGE_TOKEN_ID.
+    token_id: Optional[str] = None
 
 
 def resolve_instance_id(plugin: Plugin, explicit: Optional[str] = None) -> str:
@@ -102,12 +111,14 @@ class Sidecar:
         self._shutdown: Optional[Callable[[bool], "asyncio.Future[None]"]] = None
         self._stopped = asyncio.Event()
         self._nats: Optional[NatsLink] = None
+        self._token: Optional[SidecarToken] = None
 
     async def push(self, execution_id: str, attempt: int, result: PhaseResult) -> None:
         """Tells the hosts of a phase change now, between polls (an async plugin's remote work, a core plugin's
         attempt): publishes a ``PushedStatus`` on ``pb.push.<execution_id>``, which one host applies as it would
         the next Get's or Handle's report. Polling stays the fallback, so a push that is lost only waits for the
-        next resync; a host drops a push for another attempt, or for an execution that has ended.
+        next resync; a host drops a push for another attempt, or for an execution that has ended. With a token, the
+        message carries the ``Pb-Key-Id`` and ``Pb-Signature`` headers.
 
         ``result`` is checked as a Get's answer is (``PluginError`` INTERNAL for no PhaseResult,
         PHASE_UNSPECIFIED or outputs that are not a JSON object). Raises RuntimeError without NATS, ValueError for
@@ -131,7 +142,10 @@ class Sidecar:
             phase_info=phase_info,
             outputs=outputs,
         )
-        await nats.publish(PUSH_SUBJECT_PREFIX + execution_id, status.SerializeToString())
+        payload = status.SerializeToString()
+        # Signed over exactly the bytes published, as the announcement is.
+        headers = self._token.push_headers(payload) if self._token else None
+        await nats.publish(PUSH_SUBJECT_PREFIX + execution_id, payload, headers)
 
     async def drain(self) -> None:
         """Graceful: stops taking calls, waits for calls in flight (bounded), withdraws, shuts down."""
@@ -154,6 +168,7 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
     options = options or ServeOptions()
     log = get_logger(plugin.name)
     instance_id = resolve_instance_id(plugin, options.instance_id)
+    token = resolve_token(options.token, options.token_id, os.environ)
     endpoint_text = options.endpoint or os.environ.get("PLUGIN_BRIDGE_ENDPOINT")
     endpoint = parse_endpoint(endpoint_text) if endpoint_text else default_endpoint(instance_id)
     nats_url: Union[str, bool] = (
@@ -171,6 +186,7 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
 
     sidecar = Sidecar()
     sidecar.instance_id = instance_id
+    sidecar._token = token
     loop = asyncio.get_running_loop()
 
     # Every plugin call passes this gate: refused while draining, counted while in flight.
@@ -255,8 +271,11 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
             bucket=lambda: link.bucket(PLUGINS_BUCKET_CONFIG),
             log=log,
             interval=options.heartbeat_interval,
+            token=token,
         )
         sidecar.announced = announcer.announced
+        if token is not None:
+            log.info("signing announcements and pushes", keyId=token.key_id)
         log.info("waiting for NATS", servers=",".join(nats.servers))
         nats.start()
 

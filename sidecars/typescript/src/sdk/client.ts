@@ -1,7 +1,8 @@
 // The SDK client: submit tasks to a plugin-bridge host, follow them, abort and list them, and check `custom`
 // against the plugin's specification before sending it. A thin layer over the generated TaskService and
 // PluginRegistryService with Connect's Node transports, so the same client speaks Connect, gRPC or gRPC-Web to
-// the host's one port. Every call carries the application's active trace context (trace-context.ts).
+// the host's one port. Every call carries the application's active trace context (trace-context.ts) and, when
+// there is one, the caller's token; an https:// base URL connects with TLS (auth.ts).
 import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -17,7 +18,9 @@ import {
   type Phase,
   type TaskTemplate,
 } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
+import { bearerHeader, bearerToken, tlsNodeOptions, type BridgeTlsOptions } from "./auth.js";
 import { customProblem } from "./custom-problem.js";
+import { addingHeaders, withHeaders } from "./request-headers.js";
 import { taskSchema, type TaskSchema } from "./schema.js";
 import { DEFAULT_SPECIFICATION_CACHE_MS, SpecificationCache, type TaskSpecification } from "./specifications.js";
 import { traceContextInterceptor, withTraceContext } from "./trace-context.js";
@@ -25,7 +28,7 @@ import { traceContextInterceptor, withTraceContext } from "./trace-context.js";
 export type BridgeProtocol = "connect" | "grpc" | "grpc-web";
 
 export interface BridgeClientOptions {
-  /** The host's public address, such as "http://127.0.0.1:8080". */
+  /** The host's public address, such as "http://127.0.0.1:8080"; "https://…" connects with TLS. */
   baseUrl: string;
   /** Default "connect". */
   protocol?: BridgeProtocol;
@@ -33,10 +36,21 @@ export interface BridgeClientOptions {
   useBinaryFormat?: boolean;
   /** "2" for gRPC (and the default there); "1.1" is the default for Connect and gRPC-Web. */
   httpVersion?: "1.1" | "2";
-  /** Added to every request, such as `{ authorization: "Bearer …" }`. */
+  /**
+   * Sent as `authorization: Bearer <token>` on every call, also through `transport`. Default:
+   * $PLUGIN_BRIDGE_API_TOKEN, unless `headers` has an authorization of its own. ($PLUGIN_BRIDGE_TOKEN is a
+   * sidecar's and never read here.)
+   */
+  token?: string;
+  /** For an https:// `baseUrl`: a CA bundle to trust instead of Node's, and a client certificate for mutual TLS. */
+  tls?: BridgeTlsOptions;
+  /** Added to every request. */
   headers?: Record<string, string>;
   interceptors?: Interceptor[];
-  /** Use this transport instead of building one from the options above; calls still carry the trace context. */
+  /**
+   * Use this transport instead of building one from the options above; calls still carry the trace context and
+   * the token.
+   */
   transport?: Transport;
   /** How long a fetched specification is reused, in milliseconds; 0 asks the host every time. Default 10 000. */
   specificationCacheMs?: number;
@@ -109,34 +123,47 @@ export interface BridgeClient {
   readonly registry: Client<typeof PluginRegistryService>;
 }
 
-function headerInterceptor(headers: Record<string, string>): Interceptor {
-  return (next) => async (request) => {
-    for (const [name, value] of Object.entries(headers)) request.header.set(name, value);
-    return await next(request);
-  };
+function fixedHeaders(headers: Record<string, string>): Interceptor {
+  return addingHeaders((request) => {
+    for (const [name, value] of Object.entries(headers)) request.set(name, value);
+  });
 }
 
-/** The Connect transport the options ask for; its calls carry the application's active trace context. */
+/**
+ * The Connect transport the options ask for; its calls carry the caller's token and the application's active
+ * trace context.
+ */
 export function createBridgeTransport(options: BridgeClientOptions): Transport {
+  const token = bearerToken(options.token, options.headers);
   const interceptors = [
-    ...(options.headers ? [headerInterceptor(options.headers)] : []),
+    ...(token !== undefined ? [addingHeaders(bearerHeader(token))] : []),
+    ...(options.headers ? [fixedHeaders(options.headers)] : []),
     ...(options.interceptors ?? []),
     traceContextInterceptor,
   ];
+  const nodeOptions = tlsNodeOptions(options.baseUrl, options.tls);
   const protocol = options.protocol ?? "connect";
   if (protocol === "grpc") {
     if (options.httpVersion === "1.1") throw new Error("gRPC needs HTTP/2: use httpVersion \"2\" or another protocol");
-    return createGrpcTransport({ baseUrl: options.baseUrl, interceptors });
+    return createGrpcTransport({ baseUrl: options.baseUrl, interceptors, nodeOptions });
   }
   const common = {
     baseUrl: options.baseUrl,
     interceptors,
     useBinaryFormat: options.useBinaryFormat ?? false,
+    nodeOptions,
   };
   const http = options.httpVersion === "2" ? { httpVersion: "2" as const } : { httpVersion: "1.1" as const };
   return protocol === "grpc-web"
     ? createGrpcWebTransport({ ...common, ...http })
     : createConnectTransport({ ...common, ...http });
+}
+
+/** An application's own transport, with the headers the SDK adds to every call. */
+function ownTransport(transport: Transport, options: BridgeClientOptions): Transport {
+  // `headers` belongs to the transports the SDK builds: it cannot hold this transport's authorization.
+  const token = bearerToken(options.token, undefined);
+  return withTraceContext(token !== undefined ? withHeaders(transport, bearerHeader(token)) : transport);
 }
 
 function required<T>(value: T | undefined, what: string): T {
@@ -146,7 +173,7 @@ function required<T>(value: T | undefined, what: string): T {
 
 /** A client for a plugin-bridge host's TaskService and PluginRegistryService. */
 export function createBridgeClient(options: BridgeClientOptions): BridgeClient {
-  const transport = options.transport ? withTraceContext(options.transport) : createBridgeTransport(options);
+  const transport = options.transport ? ownTransport(options.transport, options) : createBridgeTransport(options);
   const raw = createClient(TaskService, transport);
   const registry = createClient(PluginRegistryService, transport);
   const specifications = new SpecificationCache(registry, options.specificationCacheMs ?? DEFAULT_SPECIFICATION_CACHE_MS);

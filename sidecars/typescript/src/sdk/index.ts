@@ -11,6 +11,7 @@ export {
   type SubmitOptions,
   type WatchOptions,
 } from "./client.js";
+export { API_TOKEN_VARIABLE, type BridgeTlsOptions, type Pem } from "./auth.js";
 export { taskTemplate, type TaskTemplateExtras } from "./template.js";
 export { customProblem } from "./custom-problem.js";
 export { type TaskSpecification } from "./specifications.js";

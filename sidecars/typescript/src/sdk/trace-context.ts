@@ -4,6 +4,7 @@
 // without the application's, the API's no-op propagator adds no header.
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { context, propagation, type TextMapSetter } from "@opentelemetry/api";
+import { addingHeaders, withHeaders } from "./request-headers.js";
 
 const headersSetter: TextMapSetter<Headers> = {
   set: (headers, key, value) => headers.set(key, value),
@@ -17,22 +18,9 @@ function injectTraceContext(headers: Headers): void {
  * Adds the active trace context to each request's headers, unary and streaming alike. It goes last among the
  * interceptors, so that a span an application's interceptor starts around the call is the one sent.
  */
-export const traceContextInterceptor: Interceptor = (next) => async (request) => {
-  injectTraceContext(request.header);
-  return await next(request);
-};
+export const traceContextInterceptor: Interceptor = addingHeaders(injectTraceContext);
 
 /** `transport` with the active trace context added to every call's headers: for a transport the SDK did not build. */
 export function withTraceContext(transport: Transport): Transport {
-  const traced = (header: ConstructorParameters<typeof Headers>[0]): Headers => {
-    const headers = new Headers(header);
-    injectTraceContext(headers);
-    return headers;
-  };
-  return {
-    unary: (method, signal, timeoutMs, header, input, contextValues) =>
-      transport.unary(method, signal, timeoutMs, traced(header), input, contextValues),
-    stream: (method, signal, timeoutMs, header, input, contextValues) =>
-      transport.stream(method, signal, timeoutMs, traced(header), input, contextValues),
-  };
+  return withHeaders(transport, injectTraceContext);
 }

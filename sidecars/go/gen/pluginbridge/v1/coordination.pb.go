@@ -27,10 +27,20 @@ const (
 // when it starts and again at every heartbeat. A key whose heartbeat is older than its `ttl_seconds` is stale.
 type PluginAnnouncement struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The live instance, as the registry shows it.
+	// The live instance, as the registry shows it. A signed announcement leaves it unset: `signed_instance` holds it.
 	Instance *PluginInstance `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
 	// Seconds after `instance.heartbeat_at` when the announcement counts as stale.
-	TtlSeconds    uint32 `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	TtlSeconds uint32 `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// A sidecar given a token (PLUGIN_BRIDGE_TOKEN) signs its announcement: the PluginInstance, serialized once by
+	// the sidecar, so that the bytes signed are the bytes read (protobuf encodings are not canonical across
+	// languages). Hosts that require sidecar authentication route only signed announcements whose signature holds.
+	SignedInstance []byte `protobuf:"bytes,3,opt,name=signed_instance,json=signedInstance,proto3" json:"signed_instance,omitempty"`
+	// Who signs: the name the token was issued for (PLUGIN_BRIDGE_TOKEN_ID), a supervised sidecar's name or a remote
+	// sidecar's name from the hosts' configuration.
+	KeyId string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// HMAC-SHA256, keyed with the token's bytes as the sidecar received them (its UTF-8 text), over "pbv1" ||
+	// ttl_seconds (4 bytes, big-endian) || signed_instance.
+	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -77,6 +87,27 @@ func (x *PluginAnnouncement) GetTtlSeconds() uint32 {
 		return x.TtlSeconds
 	}
 	return 0
+}
+
+func (x *PluginAnnouncement) GetSignedInstance() []byte {
+	if x != nil {
+		return x.SignedInstance
+	}
+	return nil
+}
+
+func (x *PluginAnnouncement) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *PluginAnnouncement) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 // WorkItem is the message on the WORK stream that keeps one live execution moving: a host that takes it runs
@@ -575,11 +606,14 @@ var File_pluginbridge_v1_coordination_proto protoreflect.FileDescriptor
 
 const file_pluginbridge_v1_coordination_proto_rawDesc = "" +
 	"\n" +
-	"\"pluginbridge/v1/coordination.proto\x12\x0fpluginbridge.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpluginbridge/v1/plugin.proto\x1a\x1apluginbridge/v1/task.proto\"r\n" +
+	"\"pluginbridge/v1/coordination.proto\x12\x0fpluginbridge.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cpluginbridge/v1/plugin.proto\x1a\x1apluginbridge/v1/task.proto\"\xd0\x01\n" +
 	"\x12PluginAnnouncement\x12;\n" +
 	"\binstance\x18\x01 \x01(\v2\x1f.pluginbridge.v1.PluginInstanceR\binstance\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\rR\n" +
-	"ttlSeconds\"j\n" +
+	"ttlSeconds\x12'\n" +
+	"\x0fsigned_instance\x18\x03 \x01(\fR\x0esignedInstance\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"j\n" +
 	"\bWorkItem\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12;\n" +
 	"\venqueued_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +

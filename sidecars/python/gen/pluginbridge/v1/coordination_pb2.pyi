@@ -13,12 +13,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PluginAnnouncement(_message.Message):
-    __slots__ = ("instance", "ttl_seconds")
+    __slots__ = ("instance", "ttl_seconds", "signed_instance", "key_id", "signature")
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     instance: _plugin_pb2.PluginInstance
     ttl_seconds: int
-    def __init__(self, instance: _Optional[_Union[_plugin_pb2.PluginInstance, _Mapping]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    signed_instance: bytes
+    key_id: str
+    signature: bytes
+    def __init__(self, instance: _Optional[_Union[_plugin_pb2.PluginInstance, _Mapping]] = ..., ttl_seconds: _Optional[int] = ..., signed_instance: _Optional[bytes] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class WorkItem(_message.Message):
     __slots__ = ("execution_id", "enqueued_at")

@@ -2,15 +2,16 @@
 template's ``custom`` against its plugin's specification before sending it.
 
 A thin layer over ``pluginbridge.v1.TaskService`` and ``PluginRegistryService`` with grpcio: the host serves gRPC
-over h2c on its one public port, so ``http://127.0.0.1:8080`` becomes the insecure target ``127.0.0.1:8080``.
-Methods are built from the service descriptors (no generated stubs). Every failure surfaces as
-:class:`BridgeError` with the gRPC code and the host's message, such as INVALID_ARGUMENT
+on its one public port, over h2c (``http://127.0.0.1:8080`` becomes the insecure target ``127.0.0.1:8080``) or
+over TLS (``https://``, :mod:`.tls`). Methods are built from the service descriptors (no generated stubs). Every
+failure surfaces as :class:`BridgeError` with the gRPC code and the host's message, such as INVALID_ARGUMENT
 ``template.custom.maxRows: ...`` for a bad specification. Every call carries the application's current trace
-context (:mod:`.trace_context`).
+context (:mod:`.trace_context`) and, when there is one, the caller's token (:mod:`.api_token`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
@@ -20,26 +21,35 @@ from google.protobuf import json_format, struct_pb2
 from pluginbridge.v1 import registry_service_pb2, task_pb2, task_service_pb2
 
 from ..grpc_service import client_methods
+from .api_token import bearer, resolve_api_token
+from .call_metadata import MetadataInterceptor
 from .errors import BridgeError, from_rpc_error
 from .specification import Specification, SpecificationCache
-from .trace_context import TraceContextInterceptor
+from .tls import Pem, channel_credentials
+from .trace_context import with_trace_context
 
 TASK_SERVICE = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"]
 REGISTRY_SERVICE = registry_service_pb2.DESCRIPTOR.services_by_name["PluginRegistryService"]
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_DEFAULT_PORTS = {"http": 80, "h2c": 80, "https": 443}
 
 
 def grpc_target(base_url: str) -> str:
-    """``http://host:port`` (or a bare ``host:port``) as a grpcio target. https is not served by the host."""
+    """``http://host:port``, ``https://host:port`` (or a bare ``host:port``) as a grpcio target."""
     if "://" not in base_url:
         return base_url
     parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "h2c"):
-        raise ValueError(f"base URL {base_url!r}: only http:// (gRPC over h2c) is supported")
+    if parts.scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"base URL {base_url!r}: only http:// (gRPC over h2c) and https:// (gRPC over TLS) are supported")
     if not parts.hostname:
         raise ValueError(f"base URL {base_url!r} has no host")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{host}:{parts.port or 80}"
+    return f"{host}:{parts.port or _DEFAULT_PORTS[parts.scheme]}"
+
+
+def uses_tls(base_url: str) -> bool:
+    """Whether the host at ``base_url`` is reached over TLS: ``https://`` only (a bare ``host:port`` is h2c)."""
+    return base_url.lower().startswith("https://")
 
 
 def _struct(value: Optional[Mapping[str, Any]]) -> Optional[struct_pb2.Struct]:
@@ -60,23 +70,45 @@ class BridgeClient:
         *,
         metadata: Optional[Sequence[tuple[str, str]]] = None,
         spec_cache_seconds: float = 10.0,
+        token: Optional[str] = None,
+        ca_file: Optional[Pem] = None,
+        cert_file: Optional[Pem] = None,
+        key_file: Optional[Pem] = None,
     ) -> None:
         """``spec_cache_seconds``: how long a task type's specification, once fetched, serves :meth:`validate`
-        and :meth:`schema` before the host is asked again (0: every time)."""
+        and :meth:`schema` before the host is asked again (0: every time).
+
+        ``token``: sent as ``authorization: Bearer <token>`` on every call; when None, $PLUGIN_BRIDGE_API_TOKEN
+        (never $PLUGIN_BRIDGE_TOKEN, a sidecar's); ``""`` sends none.
+
+        ``ca_file``, ``cert_file``, ``key_file`` (a PEM file's path, or the PEM bytes), for an ``https://``
+        base URL: the CA bundle to trust instead of the default roots, and the client certificate and its key
+        to present for mutual TLS.
+        """
         self.target = grpc_target(base_url)
-        self._channel = grpc.insecure_channel(
-            self.target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        # Checked before the channel exists, so a refused token leaves nothing open.
+        api_token = resolve_api_token(token, os.environ)
+        channel_options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        if uses_tls(base_url):
+            credentials = channel_credentials(ca_file, cert_file, key_file)
+            self._channel = grpc.secure_channel(self.target, credentials, options=channel_options)
+        elif ca_file is not None or cert_file is not None or key_file is not None:
+            # Silently sending in clear text what the caller meant to protect would be worse than failing.
+            raise ValueError(f"base URL {base_url!r}: ca_file, cert_file and key_file need an https:// base URL")
+        else:
+            self._channel = grpc.insecure_channel(self.target, options=channel_options)
         self._metadata = tuple(metadata or ())
-        # Intercepted rather than added in each method, so `raw` calls carry the trace context too.
-        traced = grpc.intercept_channel(self._channel, TraceContextInterceptor())
+        # Intercepted rather than added in each method, so `raw` calls carry them too.
+        interceptors = [MetadataInterceptor(with_trace_context)]
+        if api_token is not None:
+            interceptors.append(MetadataInterceptor(bearer(api_token)))
+        intercepted = grpc.intercept_channel(self._channel, *interceptors)
         #: The raw methods by name (``raw["CreateTask"](request)``), for anything not wrapped here.
-        self.raw = client_methods(traced, TASK_SERVICE)
-        self._registry = client_methods(traced, REGISTRY_SERVICE)
+        self.raw = client_methods(intercepted, TASK_SERVICE)
+        self._registry = client_methods(intercepted, REGISTRY_SERVICE)
         self._specifications = SpecificationCache(
             lambda task_type, timeout: self.list_plugins(task_type, timeout=timeout), spec_cache_seconds
         )

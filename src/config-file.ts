@@ -103,6 +103,7 @@ const fileSchema = z.strictObject({
     .strictObject({
       url: z.string().optional(),
       embeddedPort: z.number().int().min(0).max(65535).optional(),
+      replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).optional(),
       dataDir: z.string().min(1).optional(),
       /** A NATS .creds file (user JWT and NKey seed). */
       credentials: z.string().min(1).optional(),
@@ -143,6 +144,7 @@ const fileSchema = z.strictObject({
 export interface FileSettings {
   natsUrl?: string;
   embeddedNatsPort?: number;
+  natsReplicas?: number;
   dataDir?: string;
   listenHost?: string;
   listenPort?: number;
@@ -222,6 +224,7 @@ export function readConfigFile(file: string): ConfigFile {
   const settings: FileSettings = {
     natsUrl: nats?.url,
     embeddedNatsPort: nats?.embeddedPort,
+    natsReplicas: nats?.replicas,
     dataDir: nats?.dataDir === undefined ? undefined : path.resolve(folder, nats.dataDir),
     listenHost: listen?.host,
     listenPort: listen?.port,

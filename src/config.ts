@@ -14,6 +14,8 @@ export interface Settings {
   natsUrl: string;
   /** The embedded nats-server's client port (only without natsUrl). */
   embeddedNatsPort: number;
+  /** Copies of each stream and bucket the host creates: 3 (or 5) in a NATS cluster, 1 on one server. */
+  natsReplicas: number;
   /** Where the embedded nats-server keeps JetStream's files. */
   dataDir: string;
   /** The API's address. Loopback unless an operator opens it on purpose. */
@@ -68,6 +70,7 @@ export interface HostConfig extends Settings {
 export const DEFAULT_CONFIG: Settings = {
   natsUrl: "",
   embeddedNatsPort: 4222,
+  natsReplicas: 1,
   dataDir: path.resolve(".data", "plugin-bridge"),
   listenHost: "127.0.0.1",
   listenPort: 8080,
@@ -155,6 +158,7 @@ export function loadConfig(
   if (result.listenPort > 65535) throw new ConfigError(`listenPort ${result.listenPort} is not a port`);
   if (result.readMaxBytes < 1024) throw new ConfigError(`readMaxBytes must be at least 1024`);
   if (result.concurrency < 1) throw new ConfigError(`concurrency must be at least 1`);
+  if (![1, 3, 5].includes(result.natsReplicas)) throw new ConfigError(`natsReplicas must be 1, 3 or 5, not ${result.natsReplicas}`);
   if (result.ackWaitMs < 1_000) throw new ConfigError(`ackWaitMs must be at least 1000`);
   try {
     SecretAccess.parse(result.secretAccess);

@@ -121,7 +121,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     metrics.countNatsReconnects(nc.status());
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
-    const layout = await ensureLayout(nc, jsm, { ackWaitMs: config.ackWaitMs, eventsMaxAgeMs: config.eventsMaxAgeMs });
+    const layout = await ensureLayout(nc, jsm, { ackWaitMs: config.ackWaitMs, eventsMaxAgeMs: config.eventsMaxAgeMs, replicas: config.natsReplicas });
 
     const specifications = new Specifications();
     routing = new RoutingTable(log.child({ component: "registry" }), Date.now, sidecarAuth);

@@ -37,6 +37,11 @@ export interface LayoutOptions {
   ackWaitMs: number;
   /** How long events are kept. */
   eventsMaxAgeMs: number;
+  /**
+   * Copies of every stream and bucket in a NATS cluster (JetStream's R1, R3, R5). A bucket or stream that exists
+   * keeps its own: replicas are the operator's call once data is there (`nats stream edit`).
+   */
+  replicas?: number;
 }
 
 export interface Layout {
@@ -55,11 +60,13 @@ export const PLUGINS_BUCKET_OPTIONS = { history: 1, ttl: 15_000, markerTTL: 5_00
 
 export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, options: LayoutOptions): Promise<Layout> {
   const kvm = new Kvm(nc);
-  const plugins = await kvm.create(PLUGINS_BUCKET, PLUGINS_BUCKET_OPTIONS);
-  const executions = await kvm.create(EXECUTIONS_BUCKET, { history: 1, storage: StorageType.File });
-  const quotas = await kvm.create(QUOTAS_BUCKET, { history: 1, storage: StorageType.File });
+  const replicas = options.replicas ?? 1;
+  const plugins = await kvm.create(PLUGINS_BUCKET, { ...PLUGINS_BUCKET_OPTIONS, replicas });
+  const executions = await kvm.create(EXECUTIONS_BUCKET, { history: 1, storage: StorageType.File, replicas });
+  const quotas = await kvm.create(QUOTAS_BUCKET, { history: 1, storage: StorageType.File, replicas });
   await ensureStream(jsm, {
     name: WORK_STREAM,
+    num_replicas: replicas,
     subjects: [workSubjects],
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
@@ -68,6 +75,7 @@ export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, op
   });
   await ensureStream(jsm, {
     name: EVENTS_STREAM,
+    num_replicas: replicas,
     subjects: [eventSubjects],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
@@ -80,9 +88,10 @@ export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, op
 
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
   try {
-    await jsm.streams.info(config.name);
-    // It exists: bring the settings we own up to date (an operator may have changed event retention).
-    await jsm.streams.update(config.name, config);
+    const { config: current } = await jsm.streams.info(config.name);
+    // It exists: bring the settings we own up to date (an operator may have changed event retention), but keep its
+    // replicas (changing them moves data; the operator does that on purpose).
+    await jsm.streams.update(config.name, { ...config, num_replicas: current.num_replicas });
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
     await jsm.streams.add(config);

@@ -21,7 +21,9 @@ import { table } from "./table.js";
 /** How a command ended; `run` and `watch` say how the task ended. */
 export const EXIT = { success: 0, taskFailed: 1, usage: 2, taskAborted: 3, unreachable: 4, refused: 5 } as const;
 
-export const clientUsage = `Client commands (all take --url, default $PLUGIN_BRIDGE_URL or http://127.0.0.1:8080, and --json):
+export const clientUsage = `Client commands (all take --url, default $PLUGIN_BRIDGE_URL or http://127.0.0.1:8080, and --json; for a host
+with authentication, the token in $PLUGIN_BRIDGE_API_TOKEN, and for https:// --ca, --cert, --key PEM files or
+$PLUGIN_BRIDGE_API_CA, _CERT, _KEY):
   plugins ls [--type T]              live plugin instances: versions, kinds, endpoints, task types, state (the
                                      supervisor's for sidecars this host runs), heartbeat age, restarts
   sidecars ls                        the sidecars this host supervises: replicas, state, pid, restarts, last exit
@@ -50,17 +52,39 @@ export interface Common {
   out: (line: string) => void;
 }
 
-export function common(values: { url?: string; json?: boolean }): Common {
+/** A PEM file the command line or the environment names, read now; a file that cannot be read is a usage error. */
+function pemFile(flag: string, file: string | undefined): Buffer | undefined {
+  if (!file) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new UsageError(`--${flag} ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+export function common(values: { url?: string; json?: boolean; ca?: string; cert?: string; key?: string }): Common {
   const baseUrl = values.url ?? process.env.PLUGIN_BRIDGE_URL ?? "http://127.0.0.1:8080";
+  // The token comes from PLUGIN_BRIDGE_API_TOKEN (the SDK reads it): never a flag, which `ps` would show.
+  const ca = pemFile("ca", values.ca ?? process.env.PLUGIN_BRIDGE_API_CA);
+  const cert = pemFile("cert", values.cert ?? process.env.PLUGIN_BRIDGE_API_CERT);
+  const key = pemFile("key", values.key ?? process.env.PLUGIN_BRIDGE_API_KEY);
+  const tls = baseUrl.startsWith("https:") ? { ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }) } : undefined;
+  const options = { baseUrl, protocol: "grpc" as const, ...(tls && { tls }) };
   return {
-    client: createBridgeClient({ baseUrl, protocol: "grpc" }),
-    sidecars: createClient(SidecarService, createBridgeTransport({ baseUrl, protocol: "grpc" })),
+    client: createBridgeClient(options),
+    sidecars: createClient(SidecarService, createBridgeTransport(options)),
     json: values.json ?? false,
     out: (line) => process.stdout.write(line + "\n"),
   };
 }
 
-export const shared = { url: { type: "string" }, json: { type: "boolean" } } as const;
+export const shared = {
+  url: { type: "string" },
+  json: { type: "boolean" },
+  ca: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+} as const;
 
 function eventLine(event: TaskEvent): string {
   const info = event.phaseInfo;

@@ -10,11 +10,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `plugin-bridge ...args` with PLUGIN_BRIDGE_URL set to `url`; never throws for a non-zero exit. */
-export async function runCli(url: string, args: string[], timeoutMs = 60_000): Promise<CliResult> {
+/** Runs `plugin-bridge ...args` with PLUGIN_BRIDGE_URL set to `url` (and `env`); never throws for a non-zero exit. */
+export async function runCli(url: string, args: string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(projectRoot, "bin", "plugin-bridge.js"), ...args], {
-      env: { ...process.env, PLUGIN_BRIDGE_URL: url },
+      env: { ...process.env, PLUGIN_BRIDGE_URL: url, ...env },
       timeout: timeoutMs,
     });
     return { code: 0, stdout, stderr };

@@ -148,6 +148,20 @@ describe("namespaces per identity", () => {
     expect(ops.executions.some((execution) => execution.id === teamAExecution)).toBe(true);
   });
 
+  it("takes the CLI's token from the environment and its CA from a flag", async () => {
+    const listed = await runCli(host.url, ["ls", "--json", "--ca", certificates.caFile], 60_000, { PLUGIN_BRIDGE_API_TOKEN: TEAM_A_TOKEN });
+    expect(listed.code, listed.stderr).toBe(0);
+    const namespaces = listed.stdout.split("\n").filter(Boolean).map((line) => (JSON.parse(line) as { metadata?: { namespace?: string } }).metadata?.namespace);
+    expect(namespaces.length).toBeGreaterThan(0);
+    expect(namespaces.every((namespace) => namespace === "team-a")).toBe(true);
+    const anonymous = await runCli(host.url, ["ls", "--ca", certificates.caFile]);
+    expect(anonymous.code).toBe(5);
+    expect(anonymous.stderr).toContain("Unauthenticated");
+    const sidecarsDenied = await runCli(host.url, ["sidecars", "ls"], 60_000, { PLUGIN_BRIDGE_API_TOKEN: TEAM_A_TOKEN, PLUGIN_BRIDGE_API_CA: certificates.caFile });
+    expect(sidecarsDenied.code).toBe(5);
+    expect(sidecarsDenied.stderr).toContain("PermissionDenied");
+  });
+
   it("keeps SidecarService to admin identities", async () => {
     expect(await codeOf(createClient(SidecarService, transport({ token: TEAM_A_TOKEN })).listSidecars({}))).toBe(Code.PermissionDenied);
     const { sidecars: listed } = await createClient(SidecarService, transport({ client: certificates.client("ops") })).listSidecars({});

@@ -2,7 +2,7 @@
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
-import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { TaskService, type TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import { eventually } from "./eventually.js";
 
 export { eventually };
@@ -48,5 +48,22 @@ export async function codeOf(call: Promise<unknown>): Promise<Code | "ok"> {
     return "ok";
   } catch (error) {
     return ConnectError.from(error).code;
+  }
+}
+
+/**
+ * An execution's final event, watched as a careful client does: a stream cut with UNAVAILABLE (the host could not
+ * reach NATS in time, under load) is resumed from the next sequence, a bounded number of times.
+ */
+export async function finalEvent(client: Client<typeof TaskService>, id: string, resumes = 20): Promise<TaskEvent | undefined> {
+  let last: TaskEvent | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for await (const { event } of client.watchTask({ id, fromSequence: (last?.sequence ?? 0n) + 1n })) last = event ?? last;
+      return last;
+    } catch (error) {
+      if (ConnectError.from(error).code !== Code.Unavailable || attempt >= resumes) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 }

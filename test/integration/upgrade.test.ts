@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
-import { eventually, registryClient, taskClient, waitForPlugin } from "../helpers/clients.js";
+import { eventually, finalEvent, registryClient, taskClient, waitForPlugin } from "../helpers/clients.js";
 import { projectRoot, startHost, startTestNats, tempDir, type TestHost, type TestNats } from "../helpers/processes.js";
 
 const EXECUTIONS = 1_000;
@@ -75,13 +75,8 @@ describe("a live upgrade", () => {
     const switchedAt = audit().length;
 
     writeFileSync(goFile, "go");
-    const phases = await Promise.all(ids.map(async (id) => {
-      for await (const { event } of client.watchTask({ id })) {
-        const phase = event?.phaseInfo?.phase ?? Phase.UNSPECIFIED;
-        if (phase === Phase.SUCCESS || phase === Phase.PERMANENT_FAILURE || phase === Phase.ABORTED) return phase;
-      }
-      return Phase.UNSPECIFIED;
-    }));
+    // 1,000 watches at once: on a loaded machine some may be cut UNAVAILABLE and resumed, as clients do.
+    const phases = await Promise.all(ids.map(async (id) => (await finalEvent(client, id))?.phaseInfo?.phase ?? Phase.UNSPECIFIED));
     expect(phases.filter((phase) => phase !== Phase.SUCCESS)).toEqual([]);
     expect(phases).toHaveLength(EXECUTIONS);
 

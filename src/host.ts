@@ -32,6 +32,7 @@ import { Worker } from "./machinery/worker.js";
 import { Metrics } from "./observability/metrics.js";
 import { startTracing } from "./observability/tracing.js";
 import { traceRequests } from "./api/tracing-interceptor.js";
+import { natsFailuresAreUnavailable } from "./api/infrastructure-errors.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { PluginClients } from "./registry/plugin-client.js";
 import { RoutingTable } from "./registry/routing-table.js";
@@ -182,7 +183,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       shutdownGraceMs: config.shutdownGraceMs,
       health,
       metrics,
-      interceptors: [traceRequests(), authenticator.interceptor()],
+      interceptors: [traceRequests(), authenticator.interceptor(), natsFailuresAreUnavailable((level, message, fields) => apiLog[level](message, fields))],
       ...(security.tls && { tls: security.tls }),
       log: (level, message, fields) => apiLog[level](message, fields),
       routes: (router) => {
@@ -213,6 +214,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     // The configured sidecars last: they announce themselves to a host that already routes.
     supervisor = await Supervisor.start(config.sidecars, {
       natsUrl,
+      natsTlsCa: config.natsTlsCa,
       log,
       metrics,
       ...(sidecarAuth.required && { tokenFor: (name: string) => sidecarAuth.tokenFor(name) }),

@@ -33,6 +33,15 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = {
   drainTimeoutMs: 35_000,
 };
 
+/** What a replica is given to reach NATS and to prove who it is. */
+export interface SidecarConnection {
+  natsUrl: string;
+  /** The CA that signs NATS's certificate (a PEM file), when NATS uses TLS. */
+  natsTlsCa?: string;
+  /** The sidecar's token (its announcements' signing key), when the hosts require them. */
+  token?: string;
+}
+
 export type ReplicaState = "starting" | "serving" | "backing-off" | "gave-up" | "stopped";
 
 export interface ReplicaStatus {
@@ -73,9 +82,7 @@ export class SidecarProcess {
     private readonly spec: SidecarSpec,
     readonly instanceId: string,
     readonly endpoint: string,
-    private readonly natsUrl: string,
-    /** The sidecar's token (its announcements' signing key), when the hosts require them. */
-    private readonly token: string | undefined,
+    private readonly connection: SidecarConnection,
     private readonly clients: PluginClients,
     private readonly policy: RestartPolicy,
     private readonly log: Logger,
@@ -168,14 +175,20 @@ export class SidecarProcess {
       cwd: this.spec.workingDir,
       env: {
         ...process.env,
+        // The host's own NATS identity stays with the host: a sidecar gets its own through its env (least
+        // privilege); the CA that NATS's certificate is checked against is the same for everyone.
+        PLUGIN_BRIDGE_NATS_CREDENTIALS: undefined,
+        PLUGIN_BRIDGE_NATS_TLS_CERT: undefined,
+        PLUGIN_BRIDGE_NATS_TLS_KEY: undefined,
+        PLUGIN_BRIDGE_NATS_TLS_CA: this.connection.natsTlsCa || undefined,
         ...this.spec.env,
         // What a sidecar needs to connect; the kits read these (docs/architecture.md, section 8).
-        PLUGIN_BRIDGE_NATS_URL: this.natsUrl,
+        PLUGIN_BRIDGE_NATS_URL: this.connection.natsUrl,
         PLUGIN_BRIDGE_INSTANCE_ID: this.instanceId,
         PLUGIN_BRIDGE_ENDPOINT: this.endpoint,
         // Issued for the sidecar's name; without a sidecar secret none is handed out (and none inherited).
-        PLUGIN_BRIDGE_TOKEN: this.token,
-        PLUGIN_BRIDGE_TOKEN_ID: this.token === undefined ? undefined : this.spec.name,
+        PLUGIN_BRIDGE_TOKEN: this.connection.token,
+        PLUGIN_BRIDGE_TOKEN_ID: this.connection.token === undefined ? undefined : this.spec.name,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -9,10 +9,12 @@ import { freePort } from "../coordination/nats-server-process.js";
 import type { Logger } from "../log.js";
 import type { HostMetrics } from "../observability/metrics.js";
 import { PluginClients } from "../registry/plugin-client.js";
-import { DEFAULT_RESTART_POLICY, SidecarProcess, type ReplicaStatus, type RestartPolicy } from "./sidecar-process.js";
+import { DEFAULT_RESTART_POLICY, SidecarProcess, type ReplicaStatus, type RestartPolicy, type SidecarConnection } from "./sidecar-process.js";
 
 export interface SupervisorOptions {
   natsUrl: string;
+  /** The CA file NATS's certificate is checked against; handed to every replica. */
+  natsTlsCa?: string;
   log: Logger;
   policy?: Partial<RestartPolicy>;
   metrics?: Pick<HostMetrics, "sidecarRestart">;
@@ -149,6 +151,11 @@ export class Supervisor {
     return this.running.map((running) => ({ spec: running.spec, replicas: running.replicas.map((replica) => replica.status()) }));
   }
 
+  private connectionFor(name: string): SidecarConnection {
+    const token = this.options.tokenFor?.(name);
+    return { natsUrl: this.options.natsUrl, ...(this.options.natsTlsCa && { natsTlsCa: this.options.natsTlsCa }), ...(token && { token }) };
+  }
+
   private find(name: string): Running | undefined {
     return this.running.find((running) => running.spec.name === name);
   }
@@ -162,7 +169,7 @@ export class Supervisor {
       const endpoint = spec.transport === "tcp" ? `127.0.0.1:${await freePort()}` : `unix:${path.join(tmpdir(), `pb-${instanceId}.sock`)}`;
       replicas.push(
         new SidecarProcess(
-          spec, instanceId, endpoint, this.options.natsUrl, this.options.tokenFor?.(spec.name), this.clients, this.policy, log,
+          spec, instanceId, endpoint, this.connectionFor(spec.name), this.clients, this.policy, log,
           (status) => log.error("sidecar given up", { ...status }),
           () => this.options.metrics?.sidecarRestart(spec.name),
         ),

@@ -10,6 +10,8 @@
 //   - makes Create, and a core plugin's Finalize, run once per execution id and attempt, across retries,
 //     restarts and instances, through the pb_creates KV bucket;
 //   - announces the instance in the pb_plugins KV bucket once it is SERVING, and heartbeats every 3 s;
+//   - connects to a NATS that requires credentials or TLS with the files it is given ([WithNATSCredentials],
+//     [WithNATSTLS], PLUGIN_BRIDGE_NATS_CREDENTIALS and PLUGIN_BRIDGE_NATS_TLS_CA, _CERT and _KEY);
 //   - pushes a status between polls when the plugin asks ([Task.Push], [Server.Push]): a PushedStatus on
 //     pb.push.<execution id> that a host applies as the next Get's or Handle's report;
 //   - signs every announcement and push with the sidecar's token when it has one ([WithToken],

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,15 +56,23 @@ type natsLink struct {
 	buckets   map[string]jetstream.KeyValue
 }
 
-func connectNATS(url, name string, log *slog.Logger) (*natsLink, error) {
+// failedConnectsBetweenWarnings keeps a NATS that stays unreachable from filling the log: the first failed
+// connect is a warning, then one in this many (the rest are debug lines).
+const failedConnectsBetweenWarnings = 30
+
+// connectNATS connects with security (credentials, TLS; none for a plain connection) on top of the kit's own
+// options.
+func connectNATS(url, name string, security []nats.Option, log *slog.Logger) (*natsLink, error) {
 	link := &natsLink{connected: make(chan struct{}), buckets: map[string]jetstream.KeyValue{}}
+	var failedConnects atomic.Int64
 	markConnected := func(c *nats.Conn) {
+		failedConnects.Store(0)
 		link.once.Do(func() {
 			log.Info("connected to NATS", "server", c.ConnectedUrlRedacted())
 			close(link.connected)
 		})
 	}
-	conn, err := nats.Connect(url,
+	options := append([]nats.Option{
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -78,7 +87,16 @@ func connectNATS(url, name string, log *slog.Logger) (*natsLink, error) {
 				log.Warn("NATS disconnected", "error", err)
 			}
 		}),
-	)
+		// Says why a connect failed: NATS not up yet, or a certificate or credentials it refuses.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			level := slog.LevelDebug
+			if n := failedConnects.Add(1); n%failedConnectsBetweenWarnings == 1 {
+				level = slog.LevelWarn
+			}
+			log.Log(context.Background(), level, "NATS not reachable; retrying", "error", err)
+		}),
+	}, security...)
+	conn, err := nats.Connect(url, options...)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -29,6 +30,8 @@ type settings struct {
 	tokenID           string
 	token             string
 	signer            *token // from tokenID and token; nil without a token
+	natsSecurity      natsSecurity
+	natsOptions       []nats.Option // from natsSecurity; none for a plain connection
 }
 
 // WithNATSURL sets the NATS server URL(s), comma-separated. Default: $PLUGIN_BRIDGE_NATS_URL, else
@@ -76,6 +79,23 @@ func WithToken(id, token string) Option {
 	return func(s *settings) { s.tokenID, s.token = id, token }
 }
 
+// WithNATSCredentials authenticates the sidecar to NATS with a .creds file (a user JWT and its NKey seed), as
+// NATS in operator mode requires. Default: $PLUGIN_BRIDGE_NATS_CREDENTIALS; "" for none. The file's content is
+// never logged.
+func WithNATSCredentials(path string) Option {
+	return func(s *settings) { s.natsSecurity.credentials = path }
+}
+
+// WithNATSTLS connects to NATS over TLS. ca is the PEM file of the CA that signed the server's certificate ("":
+// the system's roots); cert and key are a PEM client certificate and its key, for a NATS that asks for one
+// (both or neither). Default: $PLUGIN_BRIDGE_NATS_TLS_CA, $PLUGIN_BRIDGE_NATS_TLS_CERT and
+// $PLUGIN_BRIDGE_NATS_TLS_KEY; this option replaces all three.
+func WithNATSTLS(ca, cert, key string) Option {
+	return func(s *settings) {
+		s.natsSecurity.tlsCA, s.natsSecurity.tlsCert, s.natsSecurity.tlsKey = ca, cert, key
+	}
+}
+
 // DefaultNATSURL is the host's embedded nats-server's default address.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
@@ -91,6 +111,12 @@ func resolveSettings(name string, options []Option) (settings, error) {
 		handleSignals:     true,
 		tokenID:           os.Getenv(tokenIDEnv),
 		token:             os.Getenv(tokenEnv),
+		natsSecurity: natsSecurity{
+			credentials: os.Getenv(natsCredentialsEnv),
+			tlsCA:       os.Getenv(natsTLSCAEnv),
+			tlsCert:     os.Getenv(natsTLSCertEnv),
+			tlsKey:      os.Getenv(natsTLSKeyEnv),
+		},
 	}
 	for _, option := range options {
 		option(&s)
@@ -107,6 +133,11 @@ func resolveSettings(name string, options []Option) (settings, error) {
 	var err error
 	if s.signer, err = newToken(s.tokenID, s.token); err != nil {
 		return s, err
+	}
+	if !s.noNATS {
+		if s.natsOptions, err = s.natsSecurity.options(); err != nil {
+			return s, err
+		}
 	}
 	if s.logger == nil {
 		s.logger = newLogger(name)

@@ -114,7 +114,7 @@ func Start(_ context.Context, plugin Plugin, options ...Option) (*Server, error)
 	if cfg.noNATS {
 		log.Warn("running without NATS: no announcement, Create and Finalize idempotent within this process only")
 	} else {
-		if s.link, err = connectNATS(cfg.natsURL, cfg.instanceID, log); err != nil {
+		if s.link, err = connectNATS(cfg.natsURL, cfg.instanceID, cfg.natsOptions, log); err != nil {
 			return nil, fmt.Errorf("NATS %s: %w", cfg.natsURL, err)
 		}
 		store = kvIdempotencyStore{link: s.link}

@@ -2,18 +2,11 @@ package sdk
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +17,7 @@ import (
 	"time"
 
 	"github.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1/pluginbridgev1connect"
+	"github.com/plugin-bridge/plugin-bridge/sidecars/go/internal/testenv"
 )
 
 // The bearer token goes with every call, unary and streaming, when set; the SDK falls back to
@@ -53,78 +47,6 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	certificate *x509.Certificate
-	key         *ecdsa.PrivateKey
-	pem         []byte
-}
-
-// serial is a random serial number, so that no two certificates of a test share one.
-func serial(t *testing.T) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber:          serial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certificate, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{certificate, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a leaf certificate for 127.0.0.1 (a server) or for a client, and returns it and its key as PEM.
-func (ca *testCA) issue(t *testing.T, commonName string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	if usage == x509.ExtKeyUsageServerAuth {
-		template.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, ca.certificate, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-}
-
 // tlsRecorder is the header recorder served over TLS on 127.0.0.1, counting the requests that get through
 // and keeping the client certificate and HTTP version of the last.
 type tlsRecorder struct {
@@ -150,9 +72,9 @@ func (r *tlsRecorder) count() int {
 
 // startTLSRecorder serves with a certificate from serverCA; with clientCA, it requires and checks a client
 // certificate issued by it.
-func startTLSRecorder(t *testing.T, serverCA, clientCA *testCA) *tlsRecorder {
+func startTLSRecorder(t *testing.T, serverCA, clientCA *testenv.CA) *tlsRecorder {
 	t.Helper()
-	certPEM, keyPEM := serverCA.issue(t, "plugin-bridge host", x509.ExtKeyUsageServerAuth)
+	certPEM, keyPEM := serverCA.Issue(t, "plugin-bridge host", x509.ExtKeyUsageServerAuth)
 	certificate, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +97,7 @@ func startTLSRecorder(t *testing.T, serverCA, clientCA *testCA) *tlsRecorder {
 	if clientCA != nil {
 		server.TLS.ClientAuth = tls.RequireAndVerifyClientCert
 		server.TLS.ClientCAs = x509.NewCertPool()
-		server.TLS.ClientCAs.AddCert(clientCA.certificate)
+		server.TLS.ClientCAs.AddCert(clientCA.Certificate)
 	}
 	server.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point of some tests
 	server.StartTLS()
@@ -194,13 +116,13 @@ func callOnce(client *Client) error {
 // An https:// base URL speaks gRPC over TLS with HTTP/2, trusting the CA it is given; without that CA, the
 // host's certificate is refused.
 func TestTLSWithCA(t *testing.T) {
-	ca := newTestCA(t, "test CA")
+	ca := testenv.NewCA(t, "test CA")
 	server := startTLSRecorder(t, ca, nil)
 	if !strings.HasPrefix(server.url, "https://127.0.0.1:") {
 		t.Fatalf("server at %s", server.url)
 	}
 
-	config, err := TLSConfig(ca.pem, nil, nil)
+	config, err := TLSConfig(ca.PEM, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +147,7 @@ func TestTLSWithCA(t *testing.T) {
 		t.Fatalf("without the CA: %v, want a certificate signed by an unknown authority", err)
 	}
 	// Nor does another CA.
-	other, err := TLSConfig(newTestCA(t, "another CA").pem, nil, nil)
+	other, err := TLSConfig(testenv.NewCA(t, "another CA").PEM, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,11 +159,11 @@ func TestTLSWithCA(t *testing.T) {
 // A host that requires mutual TLS gets the client certificate the SDK is configured with, from PEM bytes or
 // files, and refuses a client without one.
 func TestMutualTLS(t *testing.T) {
-	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
+	serverCA, clientCA := testenv.NewCA(t, "server CA"), testenv.NewCA(t, "client CA")
 	server := startTLSRecorder(t, serverCA, clientCA)
-	certPEM, keyPEM := clientCA.issue(t, "sdk-caller", x509.ExtKeyUsageClientAuth)
+	certPEM, keyPEM := clientCA.Issue(t, "sdk-caller", x509.ExtKeyUsageClientAuth)
 
-	config, err := TLSConfig(serverCA.pem, certPEM, keyPEM)
+	config, err := TLSConfig(serverCA.PEM, certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +175,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	files := map[string][]byte{"ca.pem": serverCA.pem, "cert.pem": certPEM, "key.pem": keyPEM}
+	files := map[string][]byte{"ca.pem": serverCA.PEM, "cert.pem": certPEM, "key.pem": keyPEM}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -271,15 +193,15 @@ func TestMutualTLS(t *testing.T) {
 	// the client may finish its handshake before the host's alert arrives, so the error's wording varies: what
 	// counts is that the call fails and never reaches the service.
 	served := server.count()
-	withoutCertificate, err := TLSConfig(serverCA.pem, nil, nil)
+	withoutCertificate, err := TLSConfig(serverCA.PEM, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := callOnce(New(server.url, WithTLS(withoutCertificate))); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
-	strangerPEM, strangerKey := newTestCA(t, "stranger CA").issue(t, "stranger", x509.ExtKeyUsageClientAuth)
-	stranger, err := TLSConfig(serverCA.pem, strangerPEM, strangerKey)
+	strangerPEM, strangerKey := testenv.NewCA(t, "stranger CA").Issue(t, "stranger", x509.ExtKeyUsageClientAuth)
+	stranger, err := TLSConfig(serverCA.PEM, strangerPEM, strangerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,8 +214,8 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestTLSConfigRefusals(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	certPEM, keyPEM := ca.issue(t, "c", x509.ExtKeyUsageClientAuth)
+	ca := testenv.NewCA(t, "test CA")
+	certPEM, keyPEM := ca.Issue(t, "c", x509.ExtKeyUsageClientAuth)
 	for _, c := range []struct {
 		name          string
 		ca, cert, key []byte
@@ -313,8 +235,8 @@ func TestTLSConfigRefusals(t *testing.T) {
 	}
 }
 
-func mismatchedKey(t *testing.T, ca *testCA) []byte {
+func mismatchedKey(t *testing.T, ca *testenv.CA) []byte {
 	t.Helper()
-	_, key := ca.issue(t, "other", x509.ExtKeyUsageClientAuth)
+	_, key := ca.Issue(t, "other", x509.ExtKeyUsageClientAuth)
 	return key
 }

@@ -76,17 +76,18 @@ async def eventually_async(check: Callable[[], Any], timeout: float = 15.0, inte
 
 
 class NatsServer:
-    """A real nats-server with JetStream in a temp dir, on a free loopback port."""
+    """A real nats-server with JetStream in a temp dir, on a free loopback port; ``config`` adds to its
+    configuration file (a tls block, an operator and its accounts, ...)."""
 
-    def __init__(self, workdir: Path, port: Optional[int] = None) -> None:
+    def __init__(self, workdir: Path, port: Optional[int] = None, config: str = "") -> None:
         self.port = port or free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         store = workdir / "jetstream"
         store.mkdir(parents=True, exist_ok=True)
-        config = workdir / "nats.conf"
-        config.write_text(f"max_payload: 8388608\njetstream {{ store_dir: {str(store)!r} }}\n")
+        config_file = workdir / "nats.conf"
+        config_file.write_text(f"max_payload: 8388608\njetstream {{ store_dir: {str(store)!r} }}\n{config}")
         self.process = subprocess.Popen(
-            [str(NATS_SERVER), "-c", str(config), "-js", "-a", "127.0.0.1", "-p", str(self.port)],
+            [str(NATS_SERVER), "-c", str(config_file), "-js", "-a", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -105,6 +106,75 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+@dataclass
+class Pki:
+    """A CA of the test's own and PEM files made with the openssl CLI: a server certificate for 127.0.0.1 and a
+    client certificate issued by the CA, and a client certificate it never issued."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    #: A client certificate no CA of the server's vouches for.
+    stranger_cert: Path
+    stranger_key: Path
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+
+def _issue(directory: Path, name: str, subject: str, ca: Path, ca_key: Path, *extensions: str) -> Tuple[Path, Path]:
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    addext = [arg for extension in ("basicConstraints=critical,CA:FALSE", *extensions) for arg in ("-addext", extension)]
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+        "-subj", subject, *addext, "-CA", str(ca), "-CAkey", str(ca_key), "-keyout", str(key), "-out", str(cert),
+    )
+    return cert, key
+
+
+def make_pki(directory: Path) -> Pki:
+    """Writes a new :class:`Pki` into ``directory`` (the openssl CLI must be on the PATH)."""
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+        "-subj", "/CN=plugin-bridge test CA", "-keyout", str(ca_key), "-out", str(ca),
+    )
+    server_cert, server_key = _issue(directory, "server", "/CN=127.0.0.1", ca, ca_key, "subjectAltName=IP:127.0.0.1")
+    client_cert, client_key = _issue(directory, "client", "/CN=pb-test-client", ca, ca_key, "extendedKeyUsage=clientAuth")
+    stranger_cert, stranger_key = directory / "stranger.pem", directory / "stranger.key"
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+        "-subj", "/CN=pb-stranger", "-keyout", str(stranger_key), "-out", str(stranger_cert),
+    )
+    return Pki(ca, server_cert, server_key, client_cert, client_key, stranger_cert, stranger_key)
+
+
+@dataclass
+class NatsOperator:
+    """What a nats-server in operator mode needs, made by the Go kit's ``nats-operator`` program (no JWT library
+    for Python is at hand): the configuration lines that trust the operator, and a user's ``.creds`` file of its
+    JetStream account."""
+
+    server_config: str
+    credentials: Path
+
+
+GO_KIT = KIT_ROOT.parent / "go"
+
+
+def make_nats_operator(directory: Path) -> NatsOperator:
+    """Runs ``go run ./internal/cmd/nats-operator`` in the Go kit (the go command must be on the PATH; a first
+    build can take a while on a busy machine)."""
+    subprocess.run(
+        ["go", "run", "./internal/cmd/nats-operator", str(directory)],
+        cwd=str(GO_KIT), check=True, capture_output=True, timeout=300,
+    )
+    return NatsOperator((directory / "operator.conf").read_text(), directory / "user.creds")
 
 
 NODE = shutil.which("node")
@@ -312,9 +382,10 @@ def task_context(
     )
 
 
-async def kv_get(url: str, bucket: str, key: str) -> Optional[bytes]:
-    """A KV entry's value as a host or another kit reads it, or None when missing or deleted."""
-    client = await nats.connect(url)
+async def kv_get(url: str, bucket: str, key: str, **connect_options: Any) -> Optional[bytes]:
+    """A KV entry's value as a host or another kit reads it, or None when missing or deleted. ``connect_options``
+    go to ``nats.connect``: what a secured server asks of its clients."""
+    client = await nats.connect(url, **connect_options)
     try:
         kv = await client.jetstream().key_value(bucket)
         try:

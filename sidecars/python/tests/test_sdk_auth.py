@@ -4,9 +4,6 @@ port): the bearer token on every call, and TLS with a CA, certificates and keys 
 from __future__ import annotations
 
 import shutil
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import grpc
@@ -14,7 +11,7 @@ import pytest
 
 from pluginbridge.v1 import task_service_pb2
 
-from helpers import RecordingTaskService, recording_host
+from helpers import Pki, RecordingTaskService, make_pki, recording_host
 from plugin_bridge.sdk import BridgeClient, BridgeError, grpc_target
 
 Metadata = List[Tuple[str, str]]
@@ -83,51 +80,11 @@ def test_base_urls() -> None:
 # TLS
 
 
-@dataclass
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    #: A client certificate no CA of the server's vouches for.
-    stranger_cert: Path
-    stranger_key: Path
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
-
-
-def _issue(directory: Path, name: str, subject: str, ca: Path, ca_key: Path, *extensions: str) -> Tuple[Path, Path]:
-    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    addext = [arg for extension in ("basicConstraints=critical,CA:FALSE", *extensions) for arg in ("-addext", extension)]
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-        "-subj", subject, *addext, "-CA", str(ca), "-CAkey", str(ca_key), "-keyout", str(key), "-out", str(cert),
-    )
-    return cert, key
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A CA of the test's own, a server certificate for 127.0.0.1 and a client certificate, both issued by it."""
     if shutil.which("openssl") is None:
         pytest.skip("the openssl CLI is missing")
-    directory = tmp_path_factory.mktemp("pki")
-    ca, ca_key = directory / "ca.pem", directory / "ca.key"
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-        "-subj", "/CN=plugin-bridge test CA", "-keyout", str(ca_key), "-out", str(ca),
-    )
-    server_cert, server_key = _issue(directory, "server", "/CN=127.0.0.1", ca, ca_key, "subjectAltName=IP:127.0.0.1")
-    client_cert, client_key = _issue(directory, "client", "/CN=pb-test-client", ca, ca_key, "extendedKeyUsage=clientAuth")
-    stranger_cert, stranger_key = directory / "stranger.pem", directory / "stranger.key"
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-        "-subj", "/CN=pb-stranger", "-keyout", str(stranger_key), "-out", str(stranger_cert),
-    )
-    return Pki(ca, server_cert, server_key, client_cert, client_key, stranger_cert, stranger_key)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def server_credentials(pki: Pki, require_client_cert: bool) -> grpc.ServerCredentials:

@@ -73,6 +73,7 @@ export {
   PLUGINS_BUCKET,
   PLUGINS_BUCKET_OPTIONS,
 } from "./nats.js";
+export { natsSecurity, type NatsSecuritySettings } from "./nats-security.js";
 export { createKey, finalizeKey, kvKey } from "./keys.js";
 export { parseEndpoint, type Endpoint } from "./endpoint.js";
 export { createLogger, type Logger, type LogLevel, type LogFields } from "./log.js";

@@ -1,9 +1,10 @@
 // The sidecar's NATS connection and the KV buckets it uses. A sidecar may start before NATS: the connection
-// waits for the first connect and reconnects forever, and the buckets open once it is up. The bucket options
+// retries until the first connect succeeds, saying why each failed (NATS not up yet, or a certificate or
+// credentials it refuses), then reconnects forever, and the buckets open once it is up. The bucket options
 // are part of the contract with the host: whoever comes first creates a bucket, and the other opens it as it
 // is (Kvm.create compares nothing), so both sides must keep the same settings.
 import { Kvm, type KV, type KvOptions } from "@nats-io/kv";
-import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
+import { connect, headers, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { StorageType } from "@nats-io/jetstream";
 import type { Logger } from "./log.js";
 
@@ -28,6 +29,11 @@ export const CREATES_BUCKET_OPTIONS: Partial<KvOptions> = {
   storage: StorageType.File,
 };
 
+/** Time between connect attempts, before the first connect and between reconnects. */
+const RETRY_MS = 1_000;
+/** A NATS that stays unreachable is a warning at the first failed connect, then at one in this many. */
+const FAILURES_BETWEEN_WARNINGS = 30;
+
 /**
  * A NATS connection that may not exist yet. `bucket()` fails fast while NATS is unreachable, so callers can
  * answer UNAVAILABLE instead of hanging until a deadline.
@@ -38,33 +44,48 @@ export class NatsLink {
   readonly #buckets = new Map<string, Promise<KV>>();
   #closed = false;
 
+  /** `security`: credentials and TLS (nats-security.ts); none for a plain connection. */
   constructor(
     readonly servers: string,
     name: string,
     private readonly log: Logger,
+    security: Pick<ConnectionOptions, "authenticator" | "tls"> = {},
   ) {
-    this.#connecting = connect({
+    this.#connecting = this.#connectUntilUp({
       servers,
       name,
-      waitOnFirstConnect: true,
       maxReconnectAttempts: -1,
-      reconnectTimeWait: 1_000,
-    }).then(
-      async (connection) => {
-        if (this.#closed) {
-          await connection.close();
-          return undefined;
-        }
-        this.#connection = connection;
-        log("info", "connected to NATS", { server: connection.getServer() });
-        void this.#watchStatus(connection);
-        return connection;
-      },
-      (error: unknown) => {
-        log("error", "NATS connection failed", { servers, error });
+      reconnectTimeWait: RETRY_MS,
+      ...security,
+    });
+  }
+
+  /**
+   * Tries every RETRY_MS until connected or closed. The client's own waitOnFirstConnect would wait the same way,
+   * but silently: a sidecar that does not trust the server's certificate would look like one whose NATS is down.
+   */
+  async #connectUntilUp(options: ConnectionOptions): Promise<NatsConnection | undefined> {
+    for (let attempt = 1; !this.#closed; attempt++) {
+      let connection: NatsConnection;
+      try {
+        connection = await connect(options);
+      } catch (error) {
+        // The first failure and one in FAILURES_BETWEEN_WARNINGS are warnings; the rest would only fill the log.
+        const level = attempt % FAILURES_BETWEEN_WARNINGS === 1 ? "warn" : "debug";
+        this.log(level, "NATS not reachable; retrying", { servers: this.servers, attempt, error });
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS).unref());
+        continue;
+      }
+      if (this.#closed) {
+        await connection.close();
         return undefined;
-      },
-    );
+      }
+      this.#connection = connection;
+      this.log("info", "connected to NATS", { server: connection.getServer() });
+      void this.#watchStatus(connection);
+      return connection;
+    }
+    return undefined;
   }
 
   /** Resolves once connected (or undefined if the link closed first). */

@@ -2,7 +2,7 @@
 // NATS and keeps heartbeating. On SIGTERM/SIGINT it drains: refuses new calls, turns NOT_SERVING, announces
 // draining, lets calls in flight finish (bounded), withdraws its announcement, exports the last spans (when it
 // traces; tracing.ts), shuts down and exits 0. Given a token, it signs its announcements and pushes
-// (sidecar-token.ts).
+// (sidecar-token.ts). Given NATS credentials or TLS files, it connects with them (nats-security.ts).
 import { randomBytes } from "node:crypto";
 import { existsSync, unlinkSync } from "node:fs";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -45,13 +45,14 @@ import {
   PLUGINS_BUCKET,
   PLUGINS_BUCKET_OPTIONS,
 } from "./nats.js";
+import { natsSecurity, type NatsSecuritySettings } from "./nats-security.js";
 import type { PhaseResult } from "./phases.js";
 import { asyncService, coreService, metadataService, phaseResponse, syncService } from "./plugin-services.js";
 import type { Plugin } from "./plugin.js";
 import { sidecarToken } from "./sidecar-token.js";
 import { startTracing } from "./tracing.js";
 
-export interface ServeOptions {
+export interface ServeOptions extends NatsSecuritySettings {
   /**
    * NATS server URL(s), comma-separated. Default: $PLUGIN_BRIDGE_NATS_URL, else $NATS_URL, else
    * nats://127.0.0.1:4222. `false` runs without NATS: no announcement, and Create and Finalize are idempotent
@@ -115,6 +116,8 @@ function resolveOptions(plugin: Plugin, options: ServeOptions) {
     instanceId,
     endpoint,
     natsUrl,
+    // Without NATS there is nothing to secure, and nothing to read.
+    natsSecurity: natsUrl === false ? {} : natsSecurity(options, env),
     drainTimeoutMs: options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     handleSignals: options.handleSignals ?? true,
@@ -172,7 +175,7 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
 
   const tracing = startTracing({ name: plugin.name, version: plugin.version, instanceId: config.instanceId }, log);
 
-  const nats = config.natsUrl === false ? undefined : new NatsLink(config.natsUrl, config.instanceId, log);
+  const nats = config.natsUrl === false ? undefined : new NatsLink(config.natsUrl, config.instanceId, log, config.natsSecurity);
   if (!nats) {
     log("warn", "running without NATS: no announcement, Create and Finalize idempotent within this process only");
   }

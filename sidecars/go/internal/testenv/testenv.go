@@ -64,6 +64,8 @@ func FreePort(t testing.TB) int {
 type NATS struct {
 	URL string
 	cmd *exec.Cmd
+	// clientOptions are what a client needs to connect: TLS files, credentials (see StartNATSWithConfig).
+	clientOptions []nats.Option
 }
 
 // StartNATS starts nats-server with JetStream on a free loopback port; it is killed at the end of the test.
@@ -75,27 +77,49 @@ func StartNATS(t testing.TB) *NATS {
 // StartNATSOnPort is StartNATS on a chosen port.
 func StartNATSOnPort(t testing.TB, port int) *NATS {
 	t.Helper()
+	return startNATS(t, port, "", nil)
+}
+
+// StartNATSWithConfig is StartNATS with config added to the server's configuration file (a tls block, an
+// operator and its accounts, …); [NATS.Connect] connects with clientOptions, which that server asks of clients.
+func StartNATSWithConfig(t testing.TB, config string, clientOptions ...nats.Option) *NATS {
+	t.Helper()
+	return startNATS(t, FreePort(t), config, clientOptions)
+}
+
+func startNATS(t testing.TB, port int, config string, clientOptions []nats.Option) *NATS {
+	t.Helper()
 	binary := NATSServerBinary()
 	if _, err := os.Stat(binary); err != nil {
 		t.Fatalf("nats-server not found at %s (set PLUGIN_BRIDGE_NATS_SERVER): %v", binary, err)
 	}
 	dir := t.TempDir()
-	config := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(config, []byte("max_payload: 8388608\n"), 0o644); err != nil {
+	configFile := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(configFile, []byte("max_payload: 8388608\n"+config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "-js", "-sd", filepath.Join(dir, "js"), "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-c", config)
-	var output bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
+	cmd := exec.Command(binary, "-js", "-sd", filepath.Join(dir, "js"), "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-c", configFile)
+	output := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = output, output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	n := &NATS{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), cmd: cmd}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	n := &NATS{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), cmd: cmd, clientOptions: clientOptions}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 	})
 	Eventually(t, 15*time.Second, "nats-server accepts connections", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("nats-server exited:\n%s", output.String())
+		default:
+		}
 		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
@@ -109,7 +133,7 @@ func StartNATSOnPort(t testing.TB, port int) *NATS {
 // Connect opens a NATS connection and a JetStream context, closed at the end of the test.
 func (n *NATS) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(n.URL, nats.Timeout(5*time.Second))
+	nc, err := nats.Connect(n.URL, append([]nats.Option{nats.Timeout(5 * time.Second)}, n.clientOptions...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
 """The sidecar's NATS connection and the KV buckets it uses.
 
-A sidecar may start before NATS: the connection is retried until it succeeds and then reconnects forever, and
-the buckets open once it is up. The bucket settings are part of the contract with the host (and the other
-kits): whoever comes first creates a bucket, and everyone else opens it as it is, so all sides must keep the
-same settings (see ``sidecars/typescript/src/nats.ts`` and ``docs/architecture.md`` section 3).
+A sidecar may start before NATS: the connection is retried until it succeeds, saying why an attempt failed (NATS
+not up yet, or a certificate or credentials it refuses), and then reconnects forever; the buckets open once it is
+up. Credentials and TLS come from :mod:`.nats_security`. The bucket settings are part of the contract with the
+host (and the other kits): whoever comes first creates a bucket, and everyone else opens it as it is, so all
+sides must keep the same settings (see ``sidecars/typescript/src/nats.ts`` and ``docs/architecture.md`` section 3).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from .log import KitLogger
+from .nats_security import NatsSecurity
 
 #: One key per live sidecar instance, refreshed by its heartbeat.
 PLUGINS_BUCKET = "pb_plugins"
@@ -43,6 +45,9 @@ CREATES_BUCKET_CONFIG = api.KeyValueConfig(
 )
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+#: A NATS that stays unreachable is a warning at the first failed connect, then at one in this many (the rest
+#: are debug lines).
+FAILURES_BETWEEN_WARNINGS = 30
 
 
 class NatsUnavailable(Exception):
@@ -53,10 +58,12 @@ class NatsLink:
     """A NATS connection that may not exist yet. :meth:`bucket` fails fast while NATS is unreachable, so
     callers can answer UNAVAILABLE instead of hanging until a deadline."""
 
-    def __init__(self, servers: str, name: str, log: KitLogger) -> None:
+    def __init__(self, servers: str, name: str, log: KitLogger, security: NatsSecurity = NatsSecurity()) -> None:
         self.servers = [s.strip() for s in servers.split(",") if s.strip()]
         self._name = name
         self._log = log
+        self._security = security
+        self._failed_connects = 0
         self._client: Optional[NatsClient] = None
         self._buckets: Dict[str, KeyValue] = {}
         self._bucket_locks: Dict[str, asyncio.Lock] = {}
@@ -69,9 +76,7 @@ class NatsLink:
         self._task = asyncio.ensure_future(self._connect_loop())
 
     async def _connect_loop(self) -> None:
-        attempt = 0
         while not self._closed:
-            attempt += 1
             client = NatsClient()
             try:
                 await client.connect(
@@ -84,10 +89,10 @@ class NatsLink:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **self._security.connect_options(),
                 )
             except Exception as error:  # noqa: BLE001 - retried until the server appears
-                level = self._log.warning if attempt == 1 or attempt % 30 == 0 else self._log.debug
-                level("NATS not reachable yet; retrying", servers=",".join(self.servers), error=str(error) or type(error).__name__)
+                self._connect_failed(error)
                 try:
                     await client.close()
                 except Exception:  # noqa: BLE001
@@ -102,7 +107,16 @@ class NatsLink:
             self._connected.set()
             return
 
+    def _connect_failed(self, error: BaseException) -> None:
+        self._failed_connects += 1
+        level = self._log.warning if self._failed_connects % FAILURES_BETWEEN_WARNINGS == 1 else self._log.debug
+        level("NATS not reachable; retrying", servers=",".join(self.servers), error=str(error) or type(error).__name__)
+
     async def _on_error(self, error: Exception) -> None:
+        # Until the first connect, nats-py retries inside connect() and reports each failed attempt only here.
+        if not self._connected.is_set():
+            self._connect_failed(error)
+            return
         self._log.debug("NATS error", error=str(error) or type(error).__name__)
 
     async def _on_disconnected(self) -> None:

@@ -11,7 +11,8 @@ With the OTEL_* environment set, it exports a span of every plugin call and flus
 While it runs, :meth:`Sidecar.push` (and ``ctx.push`` in a plugin method) publishes a status between polls.
 
 Given a token (``PLUGIN_BRIDGE_TOKEN`` and ``PLUGIN_BRIDGE_TOKEN_ID``, or the options), it signs every
-announcement and every push (:mod:`.signing`).
+announcement and every push (:mod:`.signing`). Given NATS credentials or TLS files, it connects with them
+(:mod:`.nats_security`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .idempotency import IdempotencyStore, IdempotentCalls, KvIdempotencyStore, 
 from .keys import kv_key
 from .log import get_logger
 from .nats_link import CREATES_BUCKET_CONFIG, PLUGINS_BUCKET_CONFIG, NatsLink, nats_url_from_env
+from .nats_security import NatsSecurity, resolve_nats_security
 from .phases import PhaseResult
 from .plugin import AsyncPlugin, CorePlugin, Plugin
 from .plugin_services import (
@@ -88,6 +90,15 @@ class ServeOptions:
     token: Optional[str] = field(default=None, repr=False)
     #: The name the token was issued for. Default: $PLUGIN_BRIDGE_TOKEN_ID.
     token_id: Optional[str] = None
+    #: A NATS ``.creds`` file (a user JWT and its NKey seed). Default: $PLUGIN_BRIDGE_NATS_CREDENTIALS.
+    nats_credentials: Optional[str] = None
+    #: PEM: the CA to trust for the NATS server, instead of the system's roots. Default: $PLUGIN_BRIDGE_NATS_TLS_CA.
+    nats_tls_ca: Optional[str] = None
+    #: PEM: a client certificate for a NATS that asks for one, with ``nats_tls_key``. Default:
+    #: $PLUGIN_BRIDGE_NATS_TLS_CERT.
+    nats_tls_cert: Optional[str] = None
+    #: PEM: the client certificate's key. Default: $PLUGIN_BRIDGE_NATS_TLS_KEY.
+    nats_tls_key: Optional[str] = None
 
 
 def resolve_instance_id(plugin: Plugin, explicit: Optional[str] = None) -> str:
@@ -174,6 +185,14 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
     nats_url: Union[str, bool] = (
         False if options.nats_url is False else (options.nats_url or nats_url_from_env(os.environ))  # type: ignore[assignment]
     )
+    # Checked with the other settings, before anything starts; without NATS there is nothing to secure.
+    nats_security = (
+        resolve_nats_security(
+            options.nats_credentials, options.nats_tls_ca, options.nats_tls_cert, options.nats_tls_key, os.environ
+        )
+        if isinstance(nats_url, str)
+        else NatsSecurity()
+    )
     descriptor = plugin_descriptor(plugin)
     # Before the services are built, so their spans go to the provider installed here.
     tracing = install_tracing(plugin.name, plugin.version, instance_id, log)
@@ -215,7 +234,7 @@ async def start(plugin: Plugin, options: Optional[ServeOptions] = None) -> Sidec
     nats: Optional[NatsLink] = None
     store: IdempotencyStore
     if isinstance(nats_url, str):
-        nats = NatsLink(nats_url, instance_id, log)
+        nats = NatsLink(nats_url, instance_id, log, nats_security)
         sidecar._nats = nats
         link = nats
         store = KvIdempotencyStore(lambda: link.bucket(CREATES_BUCKET_CONFIG))

@@ -199,7 +199,12 @@ describe.each(KITS)("the $language kit", (kit) => {
       await eventually("a Handle", async () => (audit(id).includes("handle") ? true : undefined));
       const { execution: aborted } = await client.abortTask({ id, reason: "conformance abort" });
       expect(aborted?.phaseInfo).toMatchObject({ phase: Phase.ABORTED, reason: "conformance abort" });
-      expect(audit(id).filter((call) => call !== "handle")).toEqual(["abort", "finalize"]);
+      // Abort first, Finalize exactly once after it. A step that read the record just before the abort's end was
+      // written may call Abort once more: Flyte's Abort is idempotent, its Finalize runs once.
+      const calls = audit(id).filter((call) => call !== "handle");
+      expect(calls[0]).toBe("abort");
+      expect(calls.filter((call) => call === "finalize")).toHaveLength(1);
+      expect(calls.every((call) => call === "abort" || call === "finalize")).toBe(true);
     });
 
     it("the timeout aborts, Finalizes and fails the execution permanently, saying so", async () => {
@@ -211,7 +216,12 @@ describe.each(KITS)("the $language kit", (kit) => {
       for await (const { event } of taskClient(host.url).watchTask({ id })) if (event) events.push(event);
       expect(last(events)).toMatchObject({ attempt: 1, phaseInfo: { phase: Phase.PERMANENT_FAILURE, error: { code: "Timeout" } } });
       expect(last(events).phaseInfo?.reason).toContain("exceeded its timeout of 1000 ms; its work was aborted");
-      expect(audit(id).filter((call) => call !== "handle")).toEqual(["abort", "finalize"]);
+      // Abort first, Finalize exactly once after it. A step that read the record just before the abort's end was
+      // written may call Abort once more: Flyte's Abort is idempotent, its Finalize runs once.
+      const calls = audit(id).filter((call) => call !== "handle");
+      expect(calls[0]).toBe("abort");
+      expect(calls.filter((call) => call === "finalize")).toHaveLength(1);
+      expect(calls.every((call) => call === "abort" || call === "finalize")).toBe(true);
     });
 
     it("a failing Finalize is retried within the budget, then the end stands with the failure in its reason", async () => {

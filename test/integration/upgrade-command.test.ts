@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Phase } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { runCli, type CliResult } from "../helpers/cli.js";
-import { registryClient, taskClient, waitForPlugin } from "../helpers/clients.js";
+import { eventually, registryClient, taskClient, waitForPlugin } from "../helpers/clients.js";
 import { projectRoot, startHost, startTestNats, tempDir, type TestHost, type TestNats } from "../helpers/processes.js";
 
 const work = tempDir("upgrade-command");
@@ -65,6 +65,8 @@ afterAll(async () => {
 
 describe("plugin-bridge sidecars ls and upgrade", () => {
   it("list the supervised replicas, and plugins ls shows their state and restarts", async () => {
+    // Routed once announced; SERVING for the supervisor once its health probe has seen it, a moment later.
+    await eventually("both replicas serving", async () => ((await sidecars())[0]?.replicas.every((replica) => replica.state === "REPLICA_STATE_SERVING") ? true : undefined));
     const [reference] = await sidecars();
     expect(reference?.name).toBe("reference");
     expect(reference?.command.slice(-1)).toEqual(["sidecars/typescript/conformance/main.ts"]);

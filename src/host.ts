@@ -215,6 +215,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     supervisor = await Supervisor.start(config.sidecars, {
       natsUrl,
       natsTlsCa: config.natsTlsCa,
+      natsReplicas: config.natsReplicas,
       log,
       metrics,
       ...(sidecarAuth.required && { tokenFor: (name: string) => sidecarAuth.tokenFor(name) }),

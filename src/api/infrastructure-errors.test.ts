@@ -28,7 +28,9 @@ describe("NATS failures in a call", () => {
       throw new nats.ClosedConnectionError();
     })();
     expect(await codeOf(async () => ({ stream: true, message: stream }) as never)).toBe(Code.Unavailable);
-    expect(logged).toHaveLength(2);
+    const notEnabled = Object.assign(new Error("jetstream is not enabled"), { name: "JetStreamNotEnabled" });
+    expect(await codeOf(async () => { throw notEnabled; })).toBe(Code.Unavailable);
+    expect(logged).toHaveLength(3);
   });
 
   it("leave every other error as it is", async () => {

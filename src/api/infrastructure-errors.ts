@@ -18,8 +18,18 @@ const TRANSIENT = [
   JetStreamApiError,
 ];
 
+/**
+ * nats.js reports a JetStream request nobody answered (a stream leader being elected) as JetStreamNotEnabled,
+ * a class the package does not export: known by its name.
+ */
+const TRANSIENT_NAMES = new Set(["JetStreamNotEnabled"]);
+
+function isTransient(error: unknown): boolean {
+  return TRANSIENT.some((kind) => error instanceof kind) || (error instanceof Error && TRANSIENT_NAMES.has(error.name));
+}
+
 function asUnavailable(error: unknown, log: ApiLog, method: string): unknown {
-  if (error instanceof ConnectError || !TRANSIENT.some((kind) => error instanceof kind)) return error;
+  if (error instanceof ConnectError || !isTransient(error)) return error;
   log("warn", "a call failed on NATS; answered UNAVAILABLE", { method, error: String(error) });
   return new ConnectError(`the host could not reach its store in time (${(error as Error).name}); retry`, Code.Unavailable, undefined, undefined, error);
 }

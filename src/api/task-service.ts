@@ -128,6 +128,9 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
           Code.NotFound,
         );
       }
+      if (deps.routing.servesTypeButStale(template.type)) {
+        throw new ConnectError(`the instances serving task type "${template.type}" stopped heartbeating moments ago; retry`, Code.Unavailable);
+      }
       throw new ConnectError(`no live plugin serves task type "${template.type}"`, Code.NotFound);
     }
     const spec = deps.specifications.of(candidates[0]!);

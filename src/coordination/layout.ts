@@ -13,6 +13,7 @@ import {
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
+  CREATES_BUCKET,
   EVENTS_STREAM,
   EXECUTIONS_BUCKET,
   QUOTAS_BUCKET,
@@ -58,12 +59,19 @@ export interface Layout {
  */
 export const PLUGINS_BUCKET_OPTIONS = { history: 1, ttl: 15_000, markerTTL: 5_000, storage: StorageType.File };
 
+/**
+ * The kits' `pb_creates` bucket, as every kit creates it. The hosts create it too, so that in a NATS cluster it
+ * has as many copies as the rest: with one copy, losing its node fails every Create until the node is back.
+ */
+export const CREATES_BUCKET_OPTIONS = { history: 1, ttl: 24 * 60 * 60 * 1000, storage: StorageType.File };
+
 export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, options: LayoutOptions): Promise<Layout> {
   const kvm = new Kvm(nc);
   const replicas = options.replicas ?? 1;
   const plugins = await kvm.create(PLUGINS_BUCKET, { ...PLUGINS_BUCKET_OPTIONS, replicas });
   const executions = await kvm.create(EXECUTIONS_BUCKET, { history: 1, storage: StorageType.File, replicas });
   const quotas = await kvm.create(QUOTAS_BUCKET, { history: 1, storage: StorageType.File, replicas });
+  await kvm.create(CREATES_BUCKET, { ...CREATES_BUCKET_OPTIONS, replicas });
   await ensureStream(jsm, {
     name: WORK_STREAM,
     num_replicas: replicas,

@@ -6,6 +6,8 @@ export const PLUGINS_BUCKET = "pb_plugins";
 /** KV bucket holding one record per execution, keyed by execution id. */
 export const EXECUTIONS_BUCKET = "pb_executions";
 /** KV bucket holding, per plugin that declares a quota, the executions holding its tokens. */
+/** The kits' memory of every effective Create and Finalize (created by whoever comes first, hosts or kits). */
+export const CREATES_BUCKET = "pb_creates";
 export const QUOTAS_BUCKET = "pb_quotas";
 /** Work-queue stream holding one message per live execution. */
 export const WORK_STREAM = "PB_WORK";

@@ -18,10 +18,15 @@ export class WorkQueue {
     await this.js.publish(workSubject(executionId), toBinary(WorkItemSchema, item), { msgID: executionId });
   }
 
-  /** Starts taking work items; at most `maxMessages` are buffered by this host at a time. */
-  async consume(maxMessages: number): Promise<ConsumerMessages> {
+  /**
+   * Starts taking work items; at most `maxMessages` are buffered by this host at a time. Each pull lasts at most
+   * `pullExpiresMs`: when the NATS node that leads the consumer dies, a pull's heartbeats stop and nats.js notices
+   * only after two missed ones, half a pull's life each; with its default 30 s pulls the host stood still for
+   * 30-40 s (the chaos suite saw it), with short pulls it asks another node within seconds.
+   */
+  async consume(maxMessages: number, pullExpiresMs: number): Promise<ConsumerMessages> {
     const consumer = await this.js.consumers.get(WORK_STREAM, WORK_CONSUMER);
-    return await consumer.consume({ max_messages: maxMessages });
+    return await consumer.consume({ max_messages: maxMessages, expires: pullExpiresMs });
   }
 }
 

@@ -561,10 +561,11 @@ export class Executor {
     const tried = new Set<string>();
     let lastError: unknown = new NoInstanceError(`no live instance serves ${type} v${version}`);
     const creator = record.resourceCreated ? record.lastInstanceId : undefined;
+    const affinity = `${record.id}/${record.attempt}`;
     for (
-      let instance = this.routing.pick(type, version, tried, creator);
+      let instance = this.routing.pick(type, version, affinity, tried, creator);
       instance;
-      instance = this.routing.pick(type, version, tried, creator)
+      instance = this.routing.pick(type, version, affinity, tried, creator)
     ) {
       tried.add(instance.instanceId);
       try {

@@ -31,7 +31,8 @@ export class Worker {
   ) {}
 
   async start(): Promise<void> {
-    this.messages = await this.queue.consume(this.options.concurrency);
+    // Pulls no longer than the takeover time: a consumer leader lost with its NATS node is noticed as soon.
+    this.messages = await this.queue.consume(this.options.concurrency, Math.max(1_000, Math.min(this.options.ackWaitMs, 5_000)));
     const messages = this.messages;
     this.loop = (async () => {
       for await (const message of messages) {

@@ -89,11 +89,34 @@ describe("RoutingTable.pick", () => {
     const table = new RoutingTable(log);
     try {
       await table.start(plugins, NEVER_MS);
-      expect(table.pick("t", 1)?.instanceId).toBe("exact");
-      expect(table.pick("t", 1, new Set(), "ranged")?.instanceId).toBe("ranged");
-      expect(table.pick("t", 2, new Set(), "exact")?.instanceId).toBe("ranged"); // exact does not take version 2
-      expect(table.pick("t", 3)).toBeUndefined(); // claimed type, unserved version: not the default plugin
-      expect(table.pick("unclaimed", 5)?.instanceId).toBe("default");
+      expect(table.pick("t", 1, "e/1")?.instanceId).toBe("exact");
+      expect(table.pick("t", 1, "e/1", new Set(), "ranged")?.instanceId).toBe("ranged");
+      expect(table.pick("t", 2, "e/1", new Set(), "exact")?.instanceId).toBe("ranged"); // exact does not take version 2
+      expect(table.pick("t", 3, "e/1")).toBeUndefined(); // claimed type, unserved version: not the default plugin
+      expect(table.pick("unclaimed", 5, "e/1")?.instanceId).toBe("default");
+    } finally {
+      table.stop();
+    }
+  });
+});
+
+describe("RoutingTable.pick without a preferred instance", () => {
+  it("sends an attempt to the same instance every time, spreads attempts evenly, and moves only those of one that left", { timeout: 15_000 }, async () => {
+    const plugins = await bucket("routing_rendezvous");
+    for (const id of ["a", "b", "c", "d"]) await plugins.put(`p.${id}`, announcement(id, "p"));
+    const table = new RoutingTable(log);
+    try {
+      await table.start(plugins, NEVER_MS);
+      const attempts = Array.from({ length: 4_000 }, (_, i) => `execution-${i}/1`);
+      const first = attempts.map((affinity) => table.pick("p", 1, affinity)!.instanceId);
+      // The same answer again, for every attempt: a retried Create goes where the first one went.
+      expect(attempts.map((affinity) => table.pick("p", 1, affinity)!.instanceId)).toEqual(first);
+      const share = (id: string): number => first.filter((picked) => picked === id).length / attempts.length;
+      for (const id of ["a", "b", "c", "d"]) expect(Math.abs(share(id) - 0.25)).toBeLessThan(0.05);
+      // Without "c", only c's attempts move; the others keep their instance.
+      const withoutC = attempts.map((affinity) => table.pick("p", 1, affinity, new Set(["c"]))!.instanceId);
+      expect(withoutC.filter((picked, i) => first[i] !== "c" && picked !== first[i])).toEqual([]);
+      expect(withoutC).not.toContain("c");
     } finally {
       table.stop();
     }

@@ -20,11 +20,24 @@ export interface LiveInstance {
 /** A refused announcement is logged again at most this often per key (heartbeats repeat it every few seconds). */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
-const routeKey = (type: string, version: number): string => `${type}\u0000${version}`;
+/** FNV-1a over the affinity and the instance id: a well-mixed 32-bit score, the same on every host. */
+function rendezvousScore(affinity: string, instanceId: string): number {
+  let hash = 0x811c9dc5;
+  for (const text of [affinity, "\u0000", instanceId]) {
+    for (let i = 0; i < text.length; i++) {
+      hash ^= text.charCodeAt(i);
+      hash = Math.imul(hash, 0x01000193);
+    }
+  }
+  // A final avalanche so that ids differing in their last characters spread too.
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  return hash >>> 0;
+}
 
 export class RoutingTable {
   private readonly instances = new Map<string, LiveInstance>();
-  private readonly nextIndex = new Map<string, number>();
   private readonly listeners = new Set<(id: string, instance: PluginInstance | undefined) => void>();
   private stopWatch: (() => void) | undefined;
   private readonly refusalsLogged = new Map<string, number>();
@@ -167,21 +180,35 @@ export class RoutingTable {
   /**
    * The instance for the next call: `prefer` when it is a live, non-draining candidate (the instance that created
    * an execution's remote work keeps its Gets and Delete, since a plugin may hold that work in memory), otherwise
-   * round-robin over the candidates, skipping `exclude` (instances that just failed this step). Undefined when
-   * none is left.
+   * the candidate that `affinity` (an execution's id and attempt) hashes highest with, skipping `exclude`
+   * (instances that just failed this step). Rendezvous hashing spreads executions evenly, and sends an attempt's
+   * retried Create to the instance that may already have run it (a kit remembers its Creates in memory even when
+   * NATS could not store them), as long as that instance lives. Undefined when none is left.
    */
-  pick(type: string, version: number, exclude: ReadonlySet<string> = new Set(), prefer?: string): PluginInstance | undefined {
-    const candidates = this.candidates(type, version)
-      .filter((instance) => !exclude.has(instance.instanceId))
-      .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  pick(type: string, version: number, affinity: string, exclude: ReadonlySet<string> = new Set(), prefer?: string): PluginInstance | undefined {
+    const candidates = this.candidates(type, version).filter((instance) => !exclude.has(instance.instanceId));
     if (candidates.length === 0) return undefined;
     // The preferred instance keeps its calls while it can take them at all, even if a closer version came up since.
     const preferred = prefer ? this.acceptingInstance(prefer, type, version) : undefined;
     if (preferred && !exclude.has(preferred.instanceId)) return preferred;
-    const key = routeKey(type, version);
-    const index = this.nextIndex.get(key) ?? 0;
-    this.nextIndex.set(key, index + 1);
-    return candidates[index % candidates.length];
+    let best = candidates[0]!;
+    let bestScore = -1;
+    for (const candidate of candidates) {
+      const score = rendezvousScore(affinity, candidate.instanceId);
+      if (score > bestScore || (score === bestScore && candidate.instanceId < best.instanceId)) {
+        best = candidate;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Whether instances that serve the type were announced but have stopped heartbeating (not yet removed): the
+   * type is served, just not reachable right now (a sidecar reconnecting to NATS).
+   */
+  servesTypeButStale(type: string): boolean {
+    return [...this.instances.values()].some((entry) => !this.isLive(entry) && entry.instance.descriptor?.taskTypes.some((supported) => supported.type === type));
   }
 
   /** The live, non-draining instance `instanceId` if it serves or accepts the type and version (or is the default). */

@@ -38,6 +38,8 @@ export interface SidecarConnection {
   natsUrl: string;
   /** The CA that signs NATS's certificate (a PEM file), when NATS uses TLS. */
   natsTlsCa?: string;
+  /** Copies of a bucket the kit creates before any host does (the hosts' natsReplicas). */
+  natsReplicas?: number;
   /** The sidecar's token (its announcements' signing key), when the hosts require them. */
   token?: string;
 }
@@ -184,6 +186,7 @@ export class SidecarProcess {
         ...this.spec.env,
         // What a sidecar needs to connect; the kits read these (docs/architecture.md, section 8).
         PLUGIN_BRIDGE_NATS_URL: this.connection.natsUrl,
+        PLUGIN_BRIDGE_NATS_REPLICAS: this.connection.natsReplicas === undefined ? undefined : String(this.connection.natsReplicas),
         PLUGIN_BRIDGE_INSTANCE_ID: this.instanceId,
         PLUGIN_BRIDGE_ENDPOINT: this.endpoint,
         // Issued for the sidecar's name; without a sidecar secret none is handed out (and none inherited).

@@ -15,6 +15,8 @@ export interface SupervisorOptions {
   natsUrl: string;
   /** The CA file NATS's certificate is checked against; handed to every replica. */
   natsTlsCa?: string;
+  /** The hosts' copies of each stream and bucket; handed to every replica. */
+  natsReplicas?: number;
   log: Logger;
   policy?: Partial<RestartPolicy>;
   metrics?: Pick<HostMetrics, "sidecarRestart">;
@@ -153,7 +155,12 @@ export class Supervisor {
 
   private connectionFor(name: string): SidecarConnection {
     const token = this.options.tokenFor?.(name);
-    return { natsUrl: this.options.natsUrl, ...(this.options.natsTlsCa && { natsTlsCa: this.options.natsTlsCa }), ...(token && { token }) };
+    return {
+      natsUrl: this.options.natsUrl,
+      ...(this.options.natsTlsCa && { natsTlsCa: this.options.natsTlsCa }),
+      ...(this.options.natsReplicas && { natsReplicas: this.options.natsReplicas }),
+      ...(token && { token }),
+    };
   }
 
   private find(name: string): Running | undefined {

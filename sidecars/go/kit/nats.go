@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,6 +113,17 @@ func connectNATS(url, name string, security []nats.Option, log *slog.Logger) (*n
 	return link, nil
 }
 
+// natsReplicas is PLUGIN_BRIDGE_NATS_REPLICAS: 1, 3 or 5 copies of a bucket the kit creates; anything else is 1.
+func natsReplicas() int {
+	switch os.Getenv("PLUGIN_BRIDGE_NATS_REPLICAS") {
+	case "3":
+		return 3
+	case "5":
+		return 5
+	}
+	return 1
+}
+
 // bucket opens a KV bucket, creating it with cfg when missing; it fails at once while NATS is down. An
 // existing bucket is opened as it is (its settings are not compared), as the host and other kits do.
 func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
@@ -126,6 +138,8 @@ func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (je
 	}
 	kv, err := l.js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		// As many copies as the hosts make (PLUGIN_BRIDGE_NATS_REPLICAS, 3 in a NATS cluster).
+		cfg.Replicas = natsReplicas()
 		kv, err = l.js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) { // someone else created it in between
 			kv, err = l.js.KeyValue(ctx, cfg.Bucket)

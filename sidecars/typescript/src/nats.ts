@@ -29,6 +29,12 @@ export const CREATES_BUCKET_OPTIONS: Partial<KvOptions> = {
   storage: StorageType.File,
 };
 
+/** PLUGIN_BRIDGE_NATS_REPLICAS: 1, 3 or 5 copies of a bucket the kit creates; anything else is 1. */
+function natsReplicas(): number {
+  const replicas = Number(process.env.PLUGIN_BRIDGE_NATS_REPLICAS);
+  return [1, 3, 5].includes(replicas) ? replicas : 1;
+}
+
 /** Time between connect attempts, before the first connect and between reconnects. */
 const RETRY_MS = 1_000;
 /** A NATS that stays unreachable is a warning at the first failed connect, then at one in this many. */
@@ -103,8 +109,9 @@ export class NatsLink {
     if (!connection || connection.isClosed()) throw new Error("NATS is not connected yet");
     let opening = this.#buckets.get(name);
     if (!opening) {
-      // Kvm.create opens an existing bucket as is and creates a missing one with `options`.
-      opening = new Kvm(connection).create(name, { ...options });
+      // Kvm.create opens an existing bucket as is and creates a missing one with `options`, with as many copies as
+      // the hosts make (PLUGIN_BRIDGE_NATS_REPLICAS, 3 in a NATS cluster) when the kit comes first.
+      opening = new Kvm(connection).create(name, { ...options, replicas: natsReplicas() });
       this.#buckets.set(name, opening);
       // A failed open is retried by the next caller rather than cached forever.
       opening.catch(() => this.#buckets.delete(name));

@@ -10,6 +10,8 @@ sides must keep the same settings (see ``sidecars/typescript/src/nats.ts`` and `
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 from typing import Dict, Mapping, Optional
 
 import nats
@@ -48,6 +50,12 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 #: A NATS that stays unreachable is a warning at the first failed connect, then at one in this many (the rest
 #: are debug lines).
 FAILURES_BETWEEN_WARNINGS = 30
+
+
+def _nats_replicas() -> int:
+    """PLUGIN_BRIDGE_NATS_REPLICAS: 1, 3 or 5 copies of a bucket the kit creates; anything else is 1."""
+    value = os.environ.get("PLUGIN_BRIDGE_NATS_REPLICAS", "")
+    return int(value) if value in ("1", "3", "5") else 1
 
 
 class NatsUnavailable(Exception):
@@ -151,7 +159,8 @@ class NatsLink:
                 kv = await js.key_value(name)
             except BucketNotFoundError:
                 try:
-                    kv = await js.create_key_value(config)
+                    # As many copies as the hosts make (PLUGIN_BRIDGE_NATS_REPLICAS, 3 in a NATS cluster).
+                    kv = await js.create_key_value(dataclasses.replace(config, replicas=_nats_replicas()))
                     self._log.info("created KV bucket", bucket=name)
                 except Exception:  # noqa: BLE001
                     # Someone else created it between our look and our create (perhaps with other settings):

@@ -10,7 +10,7 @@ import { SidecarService } from "@plugin-bridge/protocol/pluginbridge/v1/sidecar_
 import { HealthStatus, WHOLE_SERVER } from "./api/health-service.js";
 import { createRegistryService } from "./api/registry-service.js";
 import { createSidecarService } from "./api/sidecar-service.js";
-import { startApiServer, type ApiServer } from "./api/server.js";
+import { startApiServer, type ApiLog, type ApiServer } from "./api/server.js";
 import { DirectSync } from "./api/direct-sync.js";
 import { createTaskService } from "./api/task-service.js";
 import type { HostConfig } from "./config.js";
@@ -174,6 +174,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
 
     const health = new HealthStatus(ServingStatus.NOT_SERVING);
     const apiLog = log.child({ component: "api" });
+    const apiEvents: ApiLog = (level, message, fields) => apiLog[level](message, fields);
     direct = new DirectSync({ store, work, events, executor, log: apiLog, metrics });
     const directRuns = direct;
     api = await startApiServer({
@@ -183,9 +184,9 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       shutdownGraceMs: config.shutdownGraceMs,
       health,
       metrics,
-      interceptors: [traceRequests(), authenticator.interceptor(), natsFailuresAreUnavailable((level, message, fields) => apiLog[level](message, fields))],
+      interceptors: [traceRequests(), authenticator.interceptor(), natsFailuresAreUnavailable(apiEvents)],
       ...(security.tls && { tls: security.tls }),
-      log: (level, message, fields) => apiLog[level](message, fields),
+      log: apiEvents,
       routes: (router) => {
         router.service(TaskService, createTaskService({
           store,

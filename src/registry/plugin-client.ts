@@ -136,6 +136,7 @@ export class PluginClients {
   ): Promise<MessageShape<O>> {
     const path = `/${method.parent.typeName}/${method.name}`;
     const client = this.client(target.endpoint);
+    const deadline = Date.now() + timeoutMs;
     return await new Promise((resolve, reject) => {
       client.makeUnaryRequest(
         path,
@@ -143,11 +144,11 @@ export class PluginClients {
         (bytes: Buffer) => fromBinary(method.output, bytes),
         create(method.input, request),
         metadata,
-        { deadline: Date.now() + timeoutMs },
+        { deadline },
         (error, response) => {
           if (error) {
-            const code = error.code ?? grpc.status.UNKNOWN;
-            reject(new PluginCallError(code, error.details || error.message, target.instanceId, { cause: error }));
+            const [code, details] = pastDeadline(error, deadline, timeoutMs);
+            reject(new PluginCallError(code, details, target.instanceId, { cause: error }));
           } else if (response === undefined) reject(new PluginCallError(grpc.status.INTERNAL, "empty response", target.instanceId));
           else resolve(response);
         },
@@ -168,4 +169,18 @@ export class PluginClients {
     for (const client of this.channels.values()) client.close();
     this.channels.clear();
   }
+}
+
+/**
+ * The code and details of a failed call. The host never cancels a plugin call, so CANCELLED once the deadline has
+ * passed is the sidecar's server enforcing the deadline it was sent (grpc-go resets the stream with CANCEL), which
+ * wins the race against our own timer when this process is busy: it is the deadline passing and is named so.
+ */
+function pastDeadline(error: grpc.ServiceError, deadline: number, timeoutMs: number): [grpc.status, string] {
+  const code = error.code ?? grpc.status.UNKNOWN;
+  const details = error.details || error.message;
+  if (code === grpc.status.CANCELLED && Date.now() >= deadline) {
+    return [grpc.status.DEADLINE_EXCEEDED, `Deadline of ${timeoutMs} ms exceeded (the sidecar cancelled the call at the deadline: ${details})`];
+  }
+  return [code, details];
 }

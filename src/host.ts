@@ -160,7 +160,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     const pushLog = log.child({ component: "push" });
     pushes = listenForPushes(nc, async ({ status, payload, headers }) => {
       if (!sidecarAuth.pushAllowed(payload, headers, table.keyIdOf(status.instanceId))) {
-        pushLog.warn("ignoring a pushed status without a valid signature of its instance's key", { execution: status.executionId, instance: status.instanceId });
+        pushLog.warn("ignoring a pushed status without a valid signature of its instance's key", { execution: status.executionId, instance: status.instanceId.slice(0, 100) });
         return;
       }
       await executor.applyPushed(status);

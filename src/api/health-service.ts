@@ -8,6 +8,7 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
   type HealthCheckResponse,
 } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
+import { quoted } from "./error-text.js";
 
 /** The health protocol's name for "the server as a whole". */
 export const WHOLE_SERVER = "";
@@ -88,7 +89,7 @@ export function registerHealthService(router: ConnectRouter, health: HealthStatu
     check(request) {
       const status = health.get(request.service);
       if (status === undefined) {
-        throw new ConnectError(`unknown service "${request.service}"`, Code.NotFound);
+        throw new ConnectError(`unknown service ${quoted(request.service)}`, Code.NotFound);
       }
       return create(HealthCheckResponseSchema, { status });
     },

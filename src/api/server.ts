@@ -7,11 +7,14 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import type { JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { MetricsEndpoint } from "../observability/metrics.js";
 import { PEER, peerOf } from "./auth.js";
+import { sendableErrors } from "./error-text.js";
 import { registerHealthService, type HealthStatus } from "./health-service.js";
+import { strictJsonText } from "./json-text.js";
 import { registerReflectionService } from "./reflection-service.js";
 import {
   ABORTED_CALLS_ANSWER_MS,
@@ -56,6 +59,12 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/**
+ * connect-es passes its JSON options on to its serialization, text decoder included, though the handler options'
+ * type names only protobuf-es's part (test/integration/hostile-json.test.ts shows it is used).
+ */
+const JSON_OPTIONS: Partial<JsonReadOptions & JsonWriteOptions> & { textDecoder: typeof strictJsonText } = { textDecoder: strictJsonText };
+
 /** What an HTTP/2 client sends first when it speaks HTTP/2 without TLS or an Upgrade (RFC 9113 §3.4). */
 const HTTP2_CONNECTION_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
@@ -82,11 +91,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       registerReflectionService(router, [...new Set(router.handlers.map((handler) => handler.service))]);
     },
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+    jsonOptions: JSON_OPTIONS,
     grpc: true,
     grpcWeb: true,
     connect: true,
     shutdownSignal: everythingEnds.signal,
-    interceptors: [endStreamsOn(streamsEnd.signal), ...(options.interceptors ?? [])],
+    // Outermost, so that what any other interceptor or handler throws leaves sendable.
+    interceptors: [sendableErrors(), endStreamsOn(streamsEnd.signal), ...(options.interceptors ?? [])],
     // The verified client certificate, for authentication (auth.ts): only the socket knows it.
     contextValues: (request) => createContextValues().set(PEER, peerOf(request)),
   });

@@ -38,6 +38,7 @@ import {
   checkIdempotencyKey,
   checkMetadataMaps,
   checkNamespace,
+  checkNumbers,
   checkTemplate,
   invalid,
 } from "./validation.js";
@@ -120,6 +121,7 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
   /** Finds the plugin for the template and checks `custom` against its specification; returns what it found. */
   function route(request: CreateTaskRequest): PluginDescriptor | undefined {
     const template = checkTemplate(request.template);
+    checkNumbers(request.inputs, "inputs");
     const candidates = deps.routing.candidates(template.type, template.typeVersion);
     if (candidates.length === 0) {
       if (deps.routing.servesType(template.type)) {
@@ -263,8 +265,11 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
           // No event for a while: if the record has ended but its final event is missing (a host died between
           // writing and publishing), end from the record, so no watcher waits forever for an end that happened.
           const latest = (await deps.store.get(record.id))?.record;
-          const ended = latest && isFinalPhase(latest.phaseInfo?.phase ?? Phase.UNSPECIFIED);
-          if (ended && latest.lastEventSequence >= next) event = eventOf(latest);
+          if (latest && isFinalPhase(latest.phaseInfo?.phase ?? Phase.UNSPECIFIED)) {
+            // Its final event was sent already, or the caller asked to start after it: nothing more will come.
+            if (latest.lastEventSequence < next) return;
+            event = eventOf(latest);
+          }
         } else if ("error" in result || result.done) {
           deps.log.warn("event subscription ended early; following again", {
             execution: record.id,
@@ -330,6 +335,8 @@ export function createTaskService(deps: TaskServiceDeps): ServiceImpl<typeof Tas
 
     async *watchTask(request, ctx) {
       const record = await load(request.id, NamespaceAccess.of(ctx));
+      // A caller resuming after the final event (from_sequence past it) gets an empty stream, not a wait.
+      if (isFinalPhase(record.phaseInfo?.phase ?? Phase.UNSPECIFIED) && request.fromSequence > record.lastEventSequence) return;
       for await (const event of follow(record, request.fromSequence, ctx)) yield { event };
     },
 

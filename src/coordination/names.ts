@@ -5,9 +5,9 @@
 export const PLUGINS_BUCKET = "pb_plugins";
 /** KV bucket holding one record per execution, keyed by execution id. */
 export const EXECUTIONS_BUCKET = "pb_executions";
-/** KV bucket holding, per plugin that declares a quota, the executions holding its tokens. */
 /** The kits' memory of every effective Create and Finalize (created by whoever comes first, hosts or kits). */
 export const CREATES_BUCKET = "pb_creates";
+/** KV bucket holding, per plugin that declares a quota, the executions holding its tokens. */
 export const QUOTAS_BUCKET = "pb_quotas";
 /** Work-queue stream holding one message per live execution. */
 export const WORK_STREAM = "PB_WORK";
@@ -28,6 +28,17 @@ export const PUSH_QUEUE = "pb-hosts";
 
 /** Execution ids and namespaces become subject tokens: only these characters may appear in them. */
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * The longest execution id: hosts give UUIDs, and an id becomes a subject token and part of KV keys, which must stay
+ * far below the NATS server's control-line limit (a longer line makes the server drop the connection).
+ */
+export const MAX_EXECUTION_ID_LENGTH = 64;
+
+/** Whether a value can be an execution id a host gave; anything else is refused before it reaches NATS. */
+export function isExecutionId(value: string): boolean {
+  return value.length > 0 && value.length <= MAX_EXECUTION_ID_LENGTH && TOKEN_PATTERN.test(value);
+}
 
 function token(value: string, what: string): string {
   if (!TOKEN_PATTERN.test(value)) throw new Error(`${what} ${JSON.stringify(value)} is not a valid NATS token`);

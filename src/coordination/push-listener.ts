@@ -5,7 +5,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { MsgHdrs, NatsConnection } from "@nats-io/transport-node";
 import { PushedStatusSchema, type PushedStatus } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import type { Logger } from "../log.js";
-import { PUSH_QUEUE, pushSubjects } from "./names.js";
+import { isExecutionId, PUSH_QUEUE, pushSubjects } from "./names.js";
 
 /** At most this many pushes are applied at once by one host; more wait in the subscription. */
 const CONCURRENT_PUSHES = 32;
@@ -26,7 +26,16 @@ export function listenForPushes(nc: NatsConnection, apply: (push: ArrivedPush) =
       try {
         status = fromBinary(PushedStatusSchema, message.data);
       } catch (error) {
-        log.warn("dropping a pushed status that does not decode", { subject: message.subject, error });
+        log.warn("dropping a pushed status that does not decode", { subject: message.subject.slice(0, 100), error });
+        continue;
+      }
+      // Checked before the id reaches a KV key: a key over the NATS server's line limit makes it drop the
+      // connection, which would let anyone who may publish here cut the host off NATS.
+      if (!isExecutionId(status.executionId)) {
+        log.warn("dropping a pushed status for an execution id no host gives", {
+          subject: message.subject.slice(0, 100),
+          length: status.executionId.length,
+        });
         continue;
       }
       while (running.size >= CONCURRENT_PUSHES) await Promise.race(running);

@@ -26,7 +26,7 @@ import type { HostMetrics } from "../observability/metrics.js";
 import { contextFromCarrier } from "../observability/tracing.js";
 import { isUserError, PluginCallError, type PluginClients } from "../registry/plugin-client.js";
 import type { RoutingTable } from "../registry/routing-table.js";
-import { failure, isFinalPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
+import { failure, isFinalPhase, isKnownPhase, isTerminalPhase, phaseChanged, phaseInfo } from "./phases.js";
 import { hasQuota, type Quotas } from "./quotas.js";
 import { PluginRateLimits, type CallKind } from "./rate-limits.js";
 import { Redactor } from "./redaction.js";
@@ -335,6 +335,9 @@ export class Executor {
       ),
     );
     const reported = redactor.phaseInfo(response.phaseInfo) ?? phaseInfo(Phase.RUNNING, "");
+    if (!isKnownPhase(reported.phase)) {
+      throw new PluginCallError(status.INTERNAL, `Get returned phase ${reported.phase}, which the protocol does not define`, instance.instanceId);
+    }
     if (!isTerminalPhase(reported.phase)) {
       if (!phaseChanged(record.phaseInfo, reported) && record.systemFailures === 0) {
         return { kind: "again", delayMs: timing.resyncMs }; // the hot path: no write, no event
@@ -364,8 +367,8 @@ export class Executor {
       await this.clients.call(CorePluginService.method.handle, target, { context, state: record.pluginState }, timing.handleTimeoutMs),
     );
     const reported = redactor.phaseInfo(response.phaseInfo);
-    if (!reported || reported.phase === Phase.UNSPECIFIED) {
-      throw new PluginCallError(status.INTERNAL, "Handle must return a phase", instance.instanceId);
+    if (!reported || !isKnownPhase(reported.phase)) {
+      throw new PluginCallError(status.INTERNAL, `Handle must return a phase the protocol defines, not ${reported?.phase ?? "none"}`, instance.instanceId);
     }
     const state = response.state ?? record.pluginState;
     const stateChanged = response.state !== undefined && (!record.pluginState || !equals(PluginStateSchema, response.state, record.pluginState));
@@ -689,12 +692,12 @@ export class Executor {
     const version = record.template?.typeVersion ?? 0;
     const pusher = this.routing.acceptingInstance(pushed.instanceId, type, version);
     if (!descriptor || (descriptor.kind !== PluginKind.ASYNC && descriptor.kind !== PluginKind.CORE) || !pusher) {
-      this.log.warn("dropping a status pushed by an instance that does not serve the execution", { execution: record.id, instance: pushed.instanceId });
+      this.log.warn("dropping a status pushed by an instance that does not serve the execution", { execution: record.id, instance: pushed.instanceId.slice(0, 100) });
       return "dropped";
     }
     const redactor = await this.contextOf(record).then((call) => call.redactor, () => Redactor.none);
     const reported = redactor.phaseInfo(pushed.phaseInfo);
-    if (!reported || reported.phase === Phase.UNSPECIFIED) return "dropped";
+    if (!reported || !isKnownPhase(reported.phase)) return "dropped";
     const outputs = redactor.json(pushed.outputs);
     // A core plugin's pushed end calls Finalize: in the execution's trace, as a step would.
     return await otelContext.with(contextFromCarrier(record.traceContext), () => this.applyReported(stored, descriptor, reported, outputs, pushed.instanceId));

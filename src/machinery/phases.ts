@@ -9,6 +9,14 @@ import {
   type PhaseInfo,
 } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 
+/**
+ * Whether a plugin reported a phase this protocol defines. Protobuf keeps an enum value it does not know as a
+ * number, so a plugin (or a newer kit) can send one; the host must not store or serve it as a phase.
+ */
+export function isKnownPhase(phase: Phase): boolean {
+  return phase !== Phase.UNSPECIFIED && Phase[phase] !== undefined;
+}
+
 /** Phases after which the host makes no more calls for the attempt. */
 export function isTerminalPhase(phase: Phase): boolean {
   return (

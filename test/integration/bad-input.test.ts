@@ -4,11 +4,12 @@ import { execFile } from "node:child_process";
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import { ErrorKind, Phase, type TaskTemplateSchema } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
-import type { TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import { TaskService, type TaskEvent } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import { eventually, taskClient, waitForPlugin, type Protocol } from "../helpers/clients.js";
 import { startHost, startReferencePlugin, startTestNats, startTypeScriptSidecar, tempDir, type RunningProcess, type TestHost, type TestNats } from "../helpers/processes.js";
 
@@ -142,6 +143,49 @@ describe.each<Protocol>(["grpc", "connect-json"])("CreateTask over %s refuses", 
     await expectCode(client().getTask({ id: "0000-unknown" }), Code.NotFound, "0000-unknown");
     await expectCode(client().abortTask({ id: "0000-unknown" }), Code.NotFound);
   });
+
+  it("huge hostile values with a message that repeats only their start", async () => {
+    // Echoed whole, a value this size (64 KiB with the host's usual size limit) would outgrow the grpc-message
+    // trailer, and the call would get no answer at all.
+    const huge = `A\u0000${"é".repeat(20_000)}`;
+    const namespace = await expectCode(client().createTask({ template: reference({}), metadata: { namespace: huge } }), Code.InvalidArgument, "metadata.namespace", "(20002 characters)");
+    expect(namespace.rawMessage.length).toBeLessThan(300);
+    const id = await expectCode(client().getTask({ id: huge }), Code.InvalidArgument, "is not an execution id");
+    expect(id.rawMessage.length).toBeLessThan(300);
+  });
+});
+
+describe("numbers JSON cannot hold", () => {
+  it("NaN and Infinity in inputs or custom are refused with the field path (binary carries them, JSON cannot)", async () => {
+    const client = taskClient(host.url, "grpc");
+    await expectCode(client.createTask({ template: reference({ a: { b: [1, Number.POSITIVE_INFINITY] } }) }), Code.InvalidArgument, 'template.custom."a"."b"[1]', "Infinity");
+    await expectCode(client.createTask({ template: reference({}), inputs: { x: Number.NaN } }), Code.InvalidArgument, 'inputs."x"', "NaN");
+    await expectCode(
+      client.createTask({ template: reference({}), inputs: { x: Number.NEGATIVE_INFINITY }, idempotencyKey: "non-finite" }),
+      Code.InvalidArgument,
+      'inputs."x"',
+    );
+  });
+});
+
+describe("an ended execution", () => {
+  it("WatchTask from past its last event ends at once, empty; from its last event gives that event", async () => {
+    const client = taskClient(host.url);
+    let id = "";
+    let lastSequence = 0n;
+    for await (const { event } of client.executeTask({ template: { type: "conformance-sync-typescript", typeVersion: 1 } })) {
+      id = event!.executionId;
+      lastSequence = event!.sequence;
+    }
+    const after: TaskEvent[] = [];
+    for await (const { event } of client.watchTask({ id, fromSequence: lastSequence + 1n })) after.push(event!);
+    expect(after).toEqual([]);
+    for await (const { event } of client.watchTask({ id, fromSequence: lastSequence + 1_000n })) after.push(event!);
+    expect(after).toEqual([]);
+    const last: TaskEvent[] = [];
+    for await (const { event } of client.watchTask({ id, fromSequence: lastSequence })) last.push(event!);
+    expect(last.map((event) => event.sequence)).toEqual([lastSequence]);
+  });
 });
 
 let sensor: RunningProcess | undefined;
@@ -154,8 +198,10 @@ async function startSensorOnce(): Promise<void> {
 }
 
 describe("malformed requests on the wire", () => {
-  async function curl(args: string[]): Promise<{ status: string; body: string }> {
-    const { stdout } = await execFileAsync("curl", ["-sS", "-w", "\n%{http_code}", ...args]);
+  async function curl(args: string[], input?: Buffer): Promise<{ status: string; body: string }> {
+    const run = execFileAsync("curl", ["-sS", "-w", "\n%{http_code}", ...args]);
+    if (input) run.child.stdin?.end(input);
+    const { stdout } = await run;
     const cut = stdout.lastIndexOf("\n");
     return { body: stdout.slice(0, cut), status: stdout.slice(cut + 1) };
   }
@@ -177,6 +223,29 @@ describe("malformed requests on the wire", () => {
     expect(JSON.parse(bad.body)).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("recursion depth") });
     const good = await curl(["-H", "Content-Type: application/json", "-d", "{}", `${host.url}/grpc.health.v1.Health/Check`]);
     expect(JSON.parse(good.body)).toEqual({ status: "SERVING" });
+  });
+
+  it("JSON text that is not Unicode gets invalid_argument: bytes that are not UTF-8, an escaped lone surrogate", async () => {
+    const latin1 = Buffer.from('{"template":{"type":"conformance-sync-typescript","typeVersion":1,"custom":{"name":"caf\xe9"}}}', "latin1");
+    const notUtf8 = await curl(["-H", "Content-Type: application/json", "--data-binary", "@-", url()], latin1);
+    expect(notUtf8.status).toBe("400");
+    expect(JSON.parse(notUtf8.body)).toMatchObject({ code: "invalid_argument", message: "the request is not UTF-8 text" });
+    // In a string field, in a Struct value: both would be stored, or answered with a message no trailer can carry.
+    for (const body of ['{"template":{"type":"\\ud800"}}', '{"template":{"type":"conformance-sync-typescript","typeVersion":1},"inputs":{"a":"x\\udc00"}}']) {
+      const bad = await curl(["-H", "Content-Type: application/json", "--data-binary", body, url()]);
+      expect(bad.status).toBe("400");
+      expect(JSON.parse(bad.body)).toMatchObject({ code: "invalid_argument", message: expect.stringContaining("lone UTF-16 surrogate") });
+    }
+    // A surrogate pair is text like any other, and "\\ud800" (an escaped backslash) is no escape at all.
+    const pair = await curl(["-H", "Content-Type: application/json", "--data-binary", '{"template":{"type":"conformance-sync-typescript","typeVersion":1},"inputs":{"a":"\\ud83d\\ude00","b":"\\\\ud800"}}', url()]);
+    expect(pair.status).toBe("200");
+  });
+
+  it("an escaped lone surrogate over gRPC with JSON gets INVALID_ARGUMENT, not silence", async () => {
+    // connect-es cannot percent-encode a message that holds one into grpc-message; the host must never make one.
+    const grpcJson = createClient(TaskService, createGrpcTransport({ baseUrl: host.url, useBinaryFormat: false }));
+    await expectCode(grpcJson.createTask({ template: { type: "conformance-sync-typescript", typeVersion: 1, custom: { s: "\ud800" } } }), Code.InvalidArgument, "lone UTF-16 surrogate");
+    await expectCode(grpcJson.getTask({ id: "\udc00".repeat(3) }), Code.InvalidArgument);
   });
 
   it("a wrong content type gets 415 and the host keeps serving", async () => {

@@ -544,7 +544,8 @@ export const TaskService: GenService<{
   },
   /**
    * WatchTask streams an execution's events: first those already recorded from `from_sequence` on, then new
-   * ones as they happen. The stream ends after the terminal event.
+   * ones as they happen. The stream ends after the terminal event; for an execution that has ended, a
+   * `from_sequence` past its last event ends the stream at once, without events.
    *
    * @generated from rpc pluginbridge.v1.TaskService.WatchTask
    */

@@ -39,7 +39,8 @@ type TaskServiceClient interface {
 	// GetTask returns an execution's current state.
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*GetTaskResponse, error)
 	// WatchTask streams an execution's events: first those already recorded from `from_sequence` on, then new
-	// ones as they happen. The stream ends after the terminal event.
+	// ones as they happen. The stream ends after the terminal event; for an execution that has ended, a
+	// `from_sequence` past its last event ends the stream at once, without events.
 	WatchTask(ctx context.Context, in *WatchTaskRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTaskResponse], error)
 	// AbortTask stops an execution: the plugin's remote work is deleted and the execution ends ABORTED.
 	AbortTask(ctx context.Context, in *AbortTaskRequest, opts ...grpc.CallOption) (*AbortTaskResponse, error)
@@ -147,7 +148,8 @@ type TaskServiceServer interface {
 	// GetTask returns an execution's current state.
 	GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error)
 	// WatchTask streams an execution's events: first those already recorded from `from_sequence` on, then new
-	// ones as they happen. The stream ends after the terminal event.
+	// ones as they happen. The stream ends after the terminal event; for an execution that has ended, a
+	// `from_sequence` past its last event ends the stream at once, without events.
 	WatchTask(*WatchTaskRequest, grpc.ServerStreamingServer[WatchTaskResponse]) error
 	// AbortTask stops an execution: the plugin's remote work is deleted and the execution ends ABORTED.
 	AbortTask(context.Context, *AbortTaskRequest) (*AbortTaskResponse, error)

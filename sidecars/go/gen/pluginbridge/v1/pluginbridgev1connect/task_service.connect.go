@@ -55,7 +55,8 @@ type TaskServiceClient interface {
 	// GetTask returns an execution's current state.
 	GetTask(context.Context, *connect.Request[v1.GetTaskRequest]) (*connect.Response[v1.GetTaskResponse], error)
 	// WatchTask streams an execution's events: first those already recorded from `from_sequence` on, then new
-	// ones as they happen. The stream ends after the terminal event.
+	// ones as they happen. The stream ends after the terminal event; for an execution that has ended, a
+	// `from_sequence` past its last event ends the stream at once, without events.
 	WatchTask(context.Context, *connect.Request[v1.WatchTaskRequest]) (*connect.ServerStreamForClient[v1.WatchTaskResponse], error)
 	// AbortTask stops an execution: the plugin's remote work is deleted and the execution ends ABORTED.
 	AbortTask(context.Context, *connect.Request[v1.AbortTaskRequest]) (*connect.Response[v1.AbortTaskResponse], error)
@@ -163,7 +164,8 @@ type TaskServiceHandler interface {
 	// GetTask returns an execution's current state.
 	GetTask(context.Context, *connect.Request[v1.GetTaskRequest]) (*connect.Response[v1.GetTaskResponse], error)
 	// WatchTask streams an execution's events: first those already recorded from `from_sequence` on, then new
-	// ones as they happen. The stream ends after the terminal event.
+	// ones as they happen. The stream ends after the terminal event; for an execution that has ended, a
+	// `from_sequence` past its last event ends the stream at once, without events.
 	WatchTask(context.Context, *connect.Request[v1.WatchTaskRequest], *connect.ServerStream[v1.WatchTaskResponse]) error
 	// AbortTask stops an execution: the plugin's remote work is deleted and the execution ends ABORTED.
 	AbortTask(context.Context, *connect.Request[v1.AbortTaskRequest]) (*connect.Response[v1.AbortTaskResponse], error)

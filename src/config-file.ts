@@ -61,10 +61,15 @@ export interface ClientSpec {
   admin: boolean;
 }
 
-/** Sidecars not supervised by a host: the plugins each may announce. */
+/**
+ * Sidecars not supervised by a host: the plugins each may announce and the task types they may serve. Both are
+ * needed because tasks are routed by type: a key allowed only its own plugin name could otherwise claim another
+ * plugin's task type and be handed its tasks and secrets.
+ */
 export interface RemoteSidecarSpec {
   name: string;
   plugins: string[];
+  taskTypes: string[];
 }
 
 export interface AuthSpec {
@@ -90,7 +95,13 @@ const authSchema = z.strictObject({
     .strictObject({
       secret: secretRefSchema.optional(),
       remote: z
-        .array(z.strictObject({ name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"), plugins: z.array(z.string().min(1)).min(1) }))
+        .array(
+          z.strictObject({
+            name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"),
+            plugins: z.array(z.string().min(1)).min(1),
+            taskTypes: z.array(z.string().min(1)).min(1),
+          }),
+        )
         .default([]),
     })
     .optional(),

@@ -118,7 +118,7 @@ auth:
     - { name: a, token: { file: a.token }, namespaces: [team-a] }
     - { name: b, token: { env: TEAM_B }, namespaces: ["*"], admin: true }
     - { name: ops, certificate: { commonName: ops }, namespaces: ["", shared] }
-  sidecars: { secret: { file: sidecar.secret }, remote: [{ name: far, plugins: [sql] }] }
+  sidecars: { secret: { file: sidecar.secret }, remote: [{ name: far, plugins: [sql], taskTypes: [sql_query] }] }
 `));
     expect(config.listenTlsCert).toBe(path.join(folder, "cert.pem"));
     expect(config.security.tls?.cert.toString()).toBe("CERT");
@@ -148,7 +148,8 @@ auth:
     expect(refused("auth: { clients: [{ name: a, certificate: { commonName: a }, namespaces: [x] }] }")).toMatch(/certificate: needs listen\.tls\.clientCa/);
     expect(refused("auth: { clients: [{ name: a, token: { file: a.token }, namespaces: [Bad!] }] }")).toMatch(/namespaces\[0\]: is not a namespace/);
     expect(refused("auth: { clients: [{ name: a, token: { file: a.token }, namespaces: [x] }, { name: a, token: { file: a.token }, namespaces: [y] }] }")).toMatch(/auth\.clients\[1\]\.name: "a" is used twice/);
-    expect(refused("auth: { sidecars: { remote: [{ name: r, plugins: [p] }] } }")).toMatch(/remote: needs auth\.sidecars\.secret/);
+    expect(refused("auth: { sidecars: { remote: [{ name: r, plugins: [p], taskTypes: [t] }] } }")).toMatch(/remote: needs auth\.sidecars\.secret/);
+    expect(refused("auth: { sidecars: { secret: { file: sidecar.secret }, remote: [{ name: r, plugins: [p] }] } }")).toMatch(/auth\.sidecars\.remote\[0\]\.taskTypes: /);
     expect(refused("auth: { sidecars: { secret: { file: short.token } } }")).toMatch(/at least 32 bytes/);
     expect(refused("listen: { tls: { cert: cert.pem } }")).toMatch(/listen\.tls\.key: /);
     expect(refused("listen: { tls: { cert: cert.pem, key: nothing.pem } }")).toMatch(/listen\.tls\.key: cannot read/);

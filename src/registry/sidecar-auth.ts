@@ -1,8 +1,8 @@
 // Which sidecar announcements and pushes count. A plugin instance is handed tasks and their secrets, so with a
 // sidecar secret configured (`auth.sidecars.secret`) only a sidecar holding a token the hosts issued may announce
 // one: its announcement is signed with the token (HMAC-SHA256, docs/security.md), and the token's name must be
-// allowed the plugin it announces: a supervised sidecar's name any plugin, a remote sidecar's the plugins listed
-// for it. Tokens are derived from the secret and the name, so every host verifies every sidecar without sharing
+// allowed what it announces: a supervised sidecar's name any plugin, a remote sidecar's the plugins and the task
+// types listed for it (tasks are routed by type, so the plugin name alone would bound nothing). Tokens are derived from the secret and the name, so every host verifies every sidecar without sharing
 // a list of tokens, and `plugin-bridge sidecar-token <name>` issues one for a remote sidecar.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -23,7 +23,7 @@ export const PUSH_KEY_ID_HEADER = "Pb-Key-Id";
 export const PUSH_SIGNATURE_HEADER = "Pb-Signature";
 
 export class SidecarAuth {
-  private readonly remote: Map<string, ReadonlySet<string>>;
+  private readonly remote: Map<string, { plugins: ReadonlySet<string>; taskTypes: ReadonlySet<string> }>;
 
   /**
    * `secret` unset: every announcement counts, signed or not, as before authentication existed. `supervised`: the
@@ -34,7 +34,7 @@ export class SidecarAuth {
     private readonly supervised: () => ReadonlySet<string>,
     remote: readonly RemoteSidecarSpec[] = [],
   ) {
-    this.remote = new Map(remote.map((entry) => [entry.name, new Set(entry.plugins)]));
+    this.remote = new Map(remote.map((entry) => [entry.name, { plugins: new Set(entry.plugins), taskTypes: new Set(entry.taskTypes) }]));
   }
 
   get required(): boolean {
@@ -69,8 +69,8 @@ export class SidecarAuth {
       .update(announcement.signedInstance)
       .digest();
     if (!sameBytes(expected, announcement.signature)) return { refused: `signature does not hold for key "${announcement.keyId}"` };
-    const plugin = instance.descriptor?.name ?? "";
-    if (!this.mayAnnounce(announcement.keyId, plugin)) return { refused: `key "${announcement.keyId}" may not announce plugin "${plugin}"` };
+    const overreach = this.overreach(announcement.keyId, instance);
+    if (overreach) return { refused: `key "${announcement.keyId}" may not announce ${overreach}` };
     return { instance, keyId: announcement.keyId };
   }
 
@@ -87,10 +87,15 @@ export class SidecarAuth {
     return sameBytes(expected, Buffer.from(signature, "hex"));
   }
 
-  private mayAnnounce(keyId: string, plugin: string): boolean {
-    if (this.supervised().has(keyId)) return true;
-    const plugins = this.remote.get(keyId);
-    return plugins !== undefined && (plugins.has("*") || plugins.has(plugin));
+  /** What in an instance its key is not allowed ("plugin \"x\"", "task type \"y\""), or undefined. */
+  private overreach(keyId: string, instance: PluginInstance): string | undefined {
+    if (this.supervised().has(keyId)) return undefined;
+    const allowed = this.remote.get(keyId);
+    const plugin = instance.descriptor?.name ?? "";
+    if (!allowed || !(allowed.plugins.has("*") || allowed.plugins.has(plugin))) return `plugin ${JSON.stringify(plugin.slice(0, 80))}`;
+    if (allowed.taskTypes.has("*")) return undefined;
+    const type = instance.descriptor?.taskTypes.find((supported) => !allowed.taskTypes.has(supported.type));
+    return type ? `task type ${JSON.stringify(type.type.slice(0, 80))}` : undefined;
   }
 }
 

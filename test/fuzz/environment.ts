@@ -44,9 +44,11 @@ export async function startEnvironment(): Promise<Environment> {
   const secret = "fuzz-sidecar-secret-0123456789abcdef-0123456789";
   writeFileSync(path.join(work, "sidecar.secret"), secret);
   const auth = new SidecarAuth(Buffer.from(secret), () => new Set());
+  // Each kit's plugins are named after their task types.
+  const typesOf = (language: string): string => KINDS.map((kind) => typeOf(language, kind)).join(", ");
   const remote = [
-    ...KITS.map((kit) => `{ name: fuzz-${kit.language}, plugins: [${KINDS.map((kind) => typeOf(kit.language, kind)).join(", ")}] }`),
-    `{ name: ${FUZZ_SIGNER}, plugins: [${FUZZ_SIGNED_PLUGIN}] }`,
+    ...KITS.map((kit) => `{ name: fuzz-${kit.language}, plugins: [${typesOf(kit.language)}], taskTypes: [${typesOf(kit.language)}] }`),
+    `{ name: ${FUZZ_SIGNER}, plugins: [${FUZZ_SIGNED_PLUGIN}], taskTypes: [${FUZZ_SIGNED_PLUGIN}-type] }`,
   ];
   const configFile = path.join(work, "plugin-bridge.yaml");
   writeFileSync(configFile, ["auth:", "  sidecars:", "    secret: { file: sidecar.secret }", `    remote: [${remote.join(", ")}]`, ""].join("\n"));

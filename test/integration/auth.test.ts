@@ -64,7 +64,7 @@ beforeAll(async () => {
     "    - { name: ops, certificate: { commonName: ops }, namespaces: ['*'], admin: true }",
     "  sidecars:",
     "    secret: { file: sidecar.secret }",
-    "    remote: [{ name: remote-reference, plugins: [conformance-typescript] }]",
+    "    remote: [{ name: remote-reference, plugins: [conformance-typescript], taskTypes: [conformance-typescript] }]",
     "sidecars:",
     "  - name: supervised-sync",
     `    command: ${JSON.stringify(process.execPath)}`,

@@ -26,13 +26,14 @@ import { envelope, type MethodTarget } from "./rpc-cases.js";
 import { http2Call, type Http2Pool } from "./wire.js";
 
 /**
- * How each kit's gRPC server words the INTERNAL it answers to a message it cannot decode (or decompress): grpc-js
- * (TypeScript), grpcio (Python) and grpc-go (Go). Only these INTERNALs are the library's; the kit must answer
- * every message that does decode with a code of its own.
+ * How each kit's gRPC server words the INTERNAL it answers to a message it cannot decode, as gRPC's status code
+ * table has it: grpc-js (TypeScript) and grpc-go (Go) in their own words, the Python kit in its own (grpc.aio would
+ * answer UNKNOWN). Only these INTERNALs are allowed; the kit must answer every message that does decode with a
+ * code of its own.
  */
 export const LIBRARY_PARSE_INTERNAL: Record<string, RegExp> = {
   typescript: /^Error deserializing request/,
-  python: /^Exception deserializing request/,
+  python: /^the request is not a valid /,
   go: /^grpc: failed to unmarshal the received message/,
 };
 

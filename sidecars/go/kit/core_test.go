@@ -198,7 +198,7 @@ func TestCoreHandleStateRoundTrip(t *testing.T) {
 	custom := map[string]any{"polls": 2, "echo": "grüße ✓"}
 	var state *pb.PluginState // the host's copy, as it would keep it
 	for i, want := range []string{"polling", "polling", ""} {
-		r, err := core.Handle(ctx, &pb.HandleRequest{Context: taskContext(t, "run.1", 2, custom), State: state})
+		r, err := core.Handle(ctx, &pb.HandleRequest{Context: taskContext(t, "run-1", 2, custom), State: state})
 		if err != nil {
 			t.Fatalf("handle %d: %v", i, err)
 		}
@@ -218,7 +218,7 @@ func TestCoreHandleStateRoundTrip(t *testing.T) {
 	}
 
 	// A nil state from the plugin leaves the response's state unset: the host keeps its own.
-	r, err := core.Handle(ctx, &pb.HandleRequest{Context: taskContext(t, "run.1", 2, map[string]any{"message": "keep"}), State: state})
+	r, err := core.Handle(ctx, &pb.HandleRequest{Context: taskContext(t, "run-1", 2, map[string]any{"message": "keep"}), State: state})
 	if err != nil || r.GetState() != nil || r.GetPhaseInfo().GetReason() != "kept" {
 		t.Fatalf("keep: %v %v", r, err)
 	}
@@ -325,7 +325,7 @@ func TestCoreAbort(t *testing.T) {
 	if status.Code(err) != codes.Internal || status.Convert(err).Message() != "panic: abort exploded" {
 		t.Errorf("panicking abort: %v", err)
 	}
-	_, err = core.Abort(ctx, &pb.AbortRequest{Context: &pb.TaskContext{ExecutionId: &pb.TaskExecutionId{Id: "e"}}})
+	_, err = core.Abort(ctx, &pb.AbortRequest{Context: &pb.TaskContext{ExecutionId: &pb.TaskExecutionId{Id: "e", Attempt: 1}}})
 	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != "context.template is required" {
 		t.Errorf("no template: %v", err)
 	}
@@ -403,7 +403,7 @@ func TestCoreFinalizeRunsOnceInProcess(t *testing.T) {
 func TestCoreFinalizeRunsOnceAcrossInstances(t *testing.T) {
 	n := testenv.StartNATS(t)
 	ctx := callCtx(t)
-	request := &pb.FinalizeRequest{Context: taskContext(t, "run.1", 2, nil)}
+	request := &pb.FinalizeRequest{Context: taskContext(t, "run-1", 2, nil)}
 
 	first := newCorePlugin()
 	s1, core1 := startCore(t, first, kit.WithNATSURL(n.URL), kit.WithInstanceID("kit-core-a"))
@@ -415,11 +415,11 @@ func TestCoreFinalizeRunsOnceAcrossInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, err := creates.Get(ctx, "kit-core.run=2E1.2.finalize")
+	entry, err := creates.Get(ctx, "kit-core.run-1.2.finalize")
 	if err != nil || string(entry.Value()) != "finalized" {
 		t.Fatalf("stored marker: %v %v", entry, err)
 	}
-	if _, err := creates.Get(ctx, "kit-core.run=2E1.2"); err == nil {
+	if _, err := creates.Get(ctx, "kit-core.run-1.2"); err == nil {
 		t.Fatal("Finalize wrote a Create key")
 	}
 

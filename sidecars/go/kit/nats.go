@@ -47,41 +47,53 @@ var ErrNotConnected = errors.New("NATS is not connected yet")
 const publishFlushTimeout = 5 * time.Second
 
 // natsLink is a NATS connection that may not exist yet. A sidecar may start before NATS: the connection
-// waits for the first connect and reconnects forever, and buckets open once it is up.
+// waits for the first connect and reconnects forever, and buckets open once it is up. nats.go does not
+// reconnect after some protocol errors (the server's "maximum control line exceeded", for one): it closes the
+// connection for good, and the sidecar would live on unannounced. The link then dials a new connection.
 type natsLink struct {
-	conn      *nats.Conn
-	js        jetstream.JetStream
+	url       string
+	options   []nats.Option // every connection's
+	log       *slog.Logger
 	connected chan struct{} // closed at the first successful connect
 	once      sync.Once
+
 	mu        sync.Mutex
-	buckets   map[string]jetstream.KeyValue
+	conn      *nats.Conn // the connection in use: replaced when NATS closed the last one for good
+	js        jetstream.JetStream
+	buckets   map[string]jetstream.KeyValue // opened on conn
+	redialing bool                          // conn was closed for good and a new one is on its way
+	closing   bool                          // close was called: a closed connection stays closed
 }
 
 // failedConnectsBetweenWarnings keeps a NATS that stays unreachable from filling the log: the first failed
 // connect is a warning, then one in this many (the rest are debug lines).
 const failedConnectsBetweenWarnings = 30
 
+// redialWait is how long the link waits before it dials again after NATS closed its connection for good, so
+// a server that keeps closing it (credentials revoked) is not dialled in a tight loop.
+const redialWait = time.Second
+
 // connectNATS connects with security (credentials, TLS; none for a plain connection) on top of the kit's own
 // options.
 func connectNATS(url, name string, security []nats.Option, log *slog.Logger) (*natsLink, error) {
-	link := &natsLink{connected: make(chan struct{}), buckets: map[string]jetstream.KeyValue{}}
+	link := &natsLink{url: url, log: log, connected: make(chan struct{}), buckets: map[string]jetstream.KeyValue{}}
 	var failedConnects atomic.Int64
-	markConnected := func(c *nats.Conn) {
+	markConnected := func() {
 		failedConnects.Store(0)
-		link.once.Do(func() {
-			log.Info("connected to NATS", "server", c.ConnectedUrlRedacted())
-			close(link.connected)
-		})
+		link.once.Do(func() { close(link.connected) })
 	}
-	options := append([]nats.Option{
+	link.options = append([]nats.Option{
 		nats.Name(name),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
-		nats.ConnectHandler(markConnected),
+		nats.ConnectHandler(func(c *nats.Conn) {
+			log.Info("connected to NATS", "server", c.ConnectedUrlRedacted())
+			markConnected()
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("NATS reconnected", "server", c.ConnectedUrlRedacted())
-			markConnected(c)
+			markConnected()
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -96,21 +108,74 @@ func connectNATS(url, name string, security []nats.Option, log *slog.Logger) (*n
 			}
 			log.Log(context.Background(), level, "NATS not reachable; retrying", "error", err)
 		}),
+		// What the server refused (nats.go would print it to stderr), such as the error that closes a connection.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("NATS error", "error", err)
+		}),
+		nats.ClosedHandler(link.closedForGood),
 	}, security...)
-	conn, err := nats.Connect(url, options...)
-	if err != nil {
+	if err := link.dial(); err != nil {
 		return nil, err
 	}
-	if conn.IsConnected() {
-		markConnected(conn)
+	if conn, _ := link.current(); conn.IsConnected() {
+		markConnected()
+	}
+	return link, nil
+}
+
+// dial makes a new connection the one in use. With RetryOnFailedConnect it returns at once when NATS is not
+// up, and the connection keeps trying; it fails only for options nats.go refuses.
+func (l *natsLink) dial() error {
+	conn, err := nats.Connect(l.url, l.options...)
+	if err != nil {
+		return err
 	}
 	js, err := jetstream.New(conn)
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return err
 	}
-	link.conn, link.js = conn, js
-	return link, nil
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		conn.Close()
+		return nats.ErrConnectionClosed
+	}
+	l.conn, l.js, l.buckets, l.redialing = conn, js, map[string]jetstream.KeyValue{}, false
+	l.mu.Unlock()
+	// Closed before it was the one in use, its ClosedHandler may have passed it over.
+	if conn.IsClosed() {
+		l.closedForGood(conn)
+	}
+	return nil
+}
+
+// closedForGood is every connection's ClosedHandler: unless the link is closing, or conn is no longer the one
+// in use (or already being replaced), NATS ended it without a reconnect to come, and the link dials a new one
+// after redialWait.
+func (l *natsLink) closedForGood(conn *nats.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing || conn != l.conn || l.redialing {
+		return
+	}
+	l.redialing = true
+	l.log.Warn("NATS closed the connection for good; dialing again", "error", conn.LastError(), "in", redialWait)
+	time.AfterFunc(redialWait, l.redial)
+}
+
+func (l *natsLink) redial() {
+	if err := l.dial(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		l.log.Error("cannot dial NATS again; retrying", "error", err, "in", redialWait)
+		time.AfterFunc(redialWait, l.redial)
+	}
+}
+
+// current is the connection in use and its JetStream context.
+func (l *natsLink) current() (*nats.Conn, jetstream.JetStream) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn, l.js
 }
 
 // natsReplicas is PLUGIN_BRIDGE_NATS_REPLICAS: 1, 3 or 5 copies of a bucket the kit creates; anything else is 1.
@@ -127,29 +192,31 @@ func natsReplicas() int {
 // bucket opens a KV bucket, creating it with cfg when missing; it fails at once while NATS is down. An
 // existing bucket is opened as it is (its settings are not compared), as the host and other kits do.
 func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	if !l.conn.IsConnected() {
+	l.mu.Lock()
+	conn, js, buckets := l.conn, l.js, l.buckets
+	kv := buckets[cfg.Bucket]
+	l.mu.Unlock()
+	if !conn.IsConnected() {
 		return nil, ErrNotConnected
 	}
-	l.mu.Lock()
-	kv := l.buckets[cfg.Bucket]
-	l.mu.Unlock()
 	if kv != nil {
 		return kv, nil
 	}
-	kv, err := l.js.KeyValue(ctx, cfg.Bucket)
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		// As many copies as the hosts make (PLUGIN_BRIDGE_NATS_REPLICAS, 3 in a NATS cluster).
 		cfg.Replicas = natsReplicas()
-		kv, err = l.js.CreateKeyValue(ctx, cfg)
+		kv, err = js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) { // someone else created it in between
-			kv, err = l.js.KeyValue(ctx, cfg.Bucket)
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
+	// Kept with the connection it was opened on: a new connection starts with none.
 	l.mu.Lock()
-	l.buckets[cfg.Bucket] = kv
+	buckets[cfg.Bucket] = kv
 	l.mu.Unlock()
 	return kv, nil
 }
@@ -158,16 +225,17 @@ func (l *natsLink) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (je
 // by ctx (or by publishFlushTimeout when ctx has no deadline). It fails at once while NATS is down rather
 // than leaving the message in the reconnect buffer, and after the connection was closed.
 func (l *natsLink) publish(ctx context.Context, msg *nats.Msg) error {
-	if l.conn.IsClosed() {
+	conn, _ := l.current()
+	if conn.IsClosed() {
 		return nats.ErrConnectionClosed
 	}
-	if !l.conn.IsConnected() {
+	if !conn.IsConnected() {
 		return ErrNotConnected
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := l.conn.PublishMsg(msg); err != nil {
+	if err := conn.PublishMsg(msg); err != nil {
 		return err
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -175,13 +243,18 @@ func (l *natsLink) publish(ctx context.Context, msg *nats.Msg) error {
 		ctx, cancel = context.WithTimeout(ctx, publishFlushTimeout)
 		defer cancel()
 	}
-	return l.conn.FlushWithContext(ctx)
+	return conn.FlushWithContext(ctx)
 }
 
-// close flushes and closes the connection, bounded so a dead server cannot hold up shutdown.
+// close flushes and closes the connection, bounded so a dead server cannot hold up shutdown; the link dials
+// no more.
 func (l *natsLink) close() {
-	if l.conn.IsConnected() {
-		_ = l.conn.FlushTimeout(2 * time.Second)
+	l.mu.Lock()
+	l.closing = true
+	conn := l.conn
+	l.mu.Unlock()
+	if conn.IsConnected() {
+		_ = conn.FlushTimeout(2 * time.Second)
 	}
-	l.conn.Close()
+	conn.Close()
 }

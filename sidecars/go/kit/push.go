@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 
 	"github.com/nats-io/nats.go"
 	pb "github.com/plugin-bridge/plugin-bridge/sidecars/go/gen/pluginbridge/v1"
@@ -21,9 +20,6 @@ func PushSubject(executionID string) string { return PushSubjectPrefix + executi
 // ErrPushWithoutNATS is what [Server.Push] returns when the sidecar runs without NATS ([WithoutNATS]).
 var ErrPushWithoutNATS = errors.New("push needs NATS; this sidecar runs without it")
 
-// executionIDPattern is what a host's execution ids look like: they are NATS subject tokens.
-var executionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // Push tells the hosts of a phase change of an execution attempt now, between polls: an async plugin's
 // remote work that ended, a core plugin's attempt that moved on. One host applies it as it would the next
 // Get's (async) or Handle's (core) report; for a core plugin a terminal phase is followed by Finalize, as
@@ -37,7 +33,7 @@ var executionIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // ended, and a lost push only waits for the next poll. So polling must keep reporting the same end.
 //
 // It fails, sending nothing, without NATS ([ErrPushWithoutNATS]), while NATS is not connected
-// ([ErrNotConnected]), for an execution id that is not letters, digits, '-' and '_', or for a result that
+// ([ErrNotConnected]), for an execution id that is not 1 to 64 letters, digits, '-' and '_', or for a result that
 // Get could not answer either. A push is one NATS message, so it is bounded by the server's max_payload
 // (1 MiB by default), not by the 16 MiB of a gRPC answer.
 func (s *Server) Push(ctx context.Context, executionID string, attempt uint32, result Result) error {
@@ -45,8 +41,8 @@ func (s *Server) Push(ctx context.Context, executionID string, attempt uint32, r
 		return ErrPushWithoutNATS
 	}
 	// The execution id is a NATS subject token, as the host builds it; anything else cannot be an execution of it.
-	if !executionIDPattern.MatchString(executionID) {
-		return fmt.Errorf("push: execution id %q is not one a host gives (letters, digits, '-' and '_')", executionID)
+	if !isExecutionID(executionID) {
+		return fmt.Errorf("push: execution id %s is not one a host gives: %s", quoteInput(executionID), executionIDRule)
 	}
 	info, outputs, err := phaseResponse(result, "push")
 	if err != nil {

@@ -160,10 +160,15 @@ func TestPushRefusals(t *testing.T) {
 	s := startSidecar(t, newTestPlugin().plugin(), kit.WithNATSURL(n.URL), kit.WithInstanceID("kit-push-refusals"))
 	waitAnnounced(t, s.server)
 
-	for _, id := range []string{"", "a.b", "a b", "a>", "*", "exé"} {
+	for _, id := range []string{"", "a.b", "a b", "a>", "*", "exé", strings.Repeat("x", 65)} {
 		if err := s.server.Push(ctx, id, 1, ok); err == nil || !strings.Contains(err.Error(), "is not one a host gives") {
 			t.Errorf("execution id %q: %v", id, err)
 		}
+	}
+	// A 64 KiB id would overflow NATS's control line: refused, and only 80 characters of it repeated.
+	err := s.server.Push(ctx, strings.Repeat("x", 64<<10), 1, ok)
+	if want := `push: execution id "` + strings.Repeat("x", 80) + `"… (65536 characters) is not one a host gives: 1 to 64 letters, digits, '-' and '_'`; err == nil || err.Error() != want {
+		t.Errorf("a 64 KiB execution id: %v", err)
 	}
 	for _, c := range []struct {
 		name    string

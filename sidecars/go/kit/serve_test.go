@@ -70,6 +70,9 @@ func (p *testPlugin) plugin() *kit.Async[script, meta] {
 				return kit.Result{}, kit.Errorf(codes.InvalidArgument, "bad input %d", 7)
 			case "plain":
 				return kit.Result{}, errors.New("plain failure")
+			case "repeat":
+				// A plugin that repeats its input whole in an error, as plugins do.
+				return kit.Result{}, kit.Errorf(codes.FailedPrecondition, "cannot run %s", task.Spec.GetEcho())
 			}
 			return kit.Success(map[string]any{"n": m.N, "echo": task.Spec.GetEcho()}, kit.WithLog("file:///x", "x")), nil
 		},
@@ -278,7 +281,7 @@ func TestAnnouncementAndIdempotentCreate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := s.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, "run.1", 2, map[string]any{"message": "slow"})})
+			r, err := s.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, "run-1", 2, map[string]any{"message": "slow"})})
 			if err != nil {
 				t.Error(err)
 				return
@@ -287,7 +290,7 @@ func TestAnnouncementAndIdempotentCreate(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	again, err := s.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, "run.1", 2, map[string]any{"message": "slow"})})
+	again, err := s.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, "run-1", 2, map[string]any{"message": "slow"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,8 +306,8 @@ func TestAnnouncementAndIdempotentCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, err := creates.Get(ctx, "kit-test.run=2E1.2")
-	if err != nil || string(entry.Value()) != `{"execution":"run.1","n":1}` {
+	entry, err := creates.Get(ctx, "kit-test.run-1.2")
+	if err != nil || string(entry.Value()) != `{"execution":"run-1","n":1}` {
 		t.Fatalf("stored meta: %v %v", entry, err)
 	}
 	cst, _ := creates.Status(ctx)
@@ -315,7 +318,7 @@ func TestAnnouncementAndIdempotentCreate(t *testing.T) {
 	// A second instance (a fresh process memory) answers from the store without calling Create.
 	p2 := newTestPlugin()
 	s2 := startSidecar(t, p2.plugin(), kit.WithNATSURL(n.URL), kit.WithInstanceID("kit-test-b"))
-	r2, err := s2.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, "run.1", 2, nil)})
+	r2, err := s2.async.Create(ctx, &pb.CreateRequest{Context: taskContext(t, "run-1", 2, nil)})
 	if err != nil || string(r2.GetResourceMeta()) != string(again.GetResourceMeta()) || p2.creates.Load() != 0 {
 		t.Fatalf("second instance: %q %v creates=%d", r2.GetResourceMeta(), err, p2.creates.Load())
 	}

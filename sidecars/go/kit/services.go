@@ -15,7 +15,7 @@ import (
 
 // registrar is what a plugin needs to put its service on the server.
 type registrar struct {
-	server *grpc.Server
+	server grpc.ServiceRegistrar
 	// store remembers finished Creates and Finalizes: pb_creates, or the process's memory without NATS.
 	store idempotencyStore
 	log   *slog.Logger

@@ -42,7 +42,8 @@ type Task[S proto.Message] struct {
 }
 
 // newTask checks the TaskContext of a call and decodes its specification. A TaskContext without an
-// execution id or template is the caller's fault: INVALID_ARGUMENT.
+// execution id and attempt a host could have given (executionid.go; attempts start at 1) or without a template
+// is the caller's fault: INVALID_ARGUMENT.
 func newTask[S proto.Message](tc *pb.TaskContext, log *slog.Logger, server *Server) (*Task[S], error) {
 	if tc == nil {
 		return nil, Errorf(codes.InvalidArgument, "context is required")
@@ -50,6 +51,14 @@ func newTask[S proto.Message](tc *pb.TaskContext, log *slog.Logger, server *Serv
 	executionID := tc.GetExecutionId().GetId()
 	if executionID == "" {
 		return nil, Errorf(codes.InvalidArgument, "context.execution_id.id is required")
+	}
+	if !isExecutionID(executionID) {
+		return nil, Errorf(codes.InvalidArgument, "context.execution_id.id %s is not an execution id: %s",
+			quoteInput(executionID), executionIDRule)
+	}
+	attempt := tc.GetExecutionId().GetAttempt()
+	if attempt < 1 {
+		return nil, Errorf(codes.InvalidArgument, "context.execution_id.attempt must be at least 1")
 	}
 	if tc.GetTemplate() == nil {
 		return nil, Errorf(codes.InvalidArgument, "context.template is required")
@@ -70,7 +79,6 @@ func newTask[S proto.Message](tc *pb.TaskContext, log *slog.Logger, server *Serv
 	for k, v := range tc.GetSecrets() {
 		secrets[k] = v
 	}
-	attempt := tc.GetExecutionId().GetAttempt()
 	return &Task[S]{
 		Spec:        spec,
 		ExecutionID: executionID,
@@ -125,7 +133,7 @@ func locateJSONError(desc protoreflect.MessageDescriptor, object *structpb.Struc
 			field = desc.Fields().ByName(protoreflect.Name(key))
 		}
 		if field == nil {
-			return path + "." + key, "unknown field", true
+			return path + "." + unknownKeyStep(key), "unknown field", true
 		}
 		fieldPath := path + "." + string(field.Name())
 		single, _ := json.Marshal(map[string]any{key: value.AsInterface()})
@@ -143,6 +151,15 @@ func locateJSONError(desc protoreflect.MessageDescriptor, object *structpb.Struc
 		return fieldPath, cleanProtoError(err), true
 	}
 	return "", "", false
+}
+
+// unknownKeyStep is an unknown key as a step of a field path: as it is, or quoted and cut when it is too long
+// to repeat whole.
+func unknownKeyStep(key string) string {
+	if _, rest := cutRunes(key, quotedInputLength); rest {
+		return quoteInput(key)
+	}
+	return key
 }
 
 // dynamicNew makes an empty message of any descriptor, also nested ones that have no Go type at hand.

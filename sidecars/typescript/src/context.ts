@@ -15,7 +15,8 @@ import {
   TaskExecutionMetadataSchema,
   type TaskContext,
 } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
-import { PluginError } from "./errors.js";
+import { PluginError, QUOTED_INPUT_LENGTH, quoteInput } from "./errors.js";
+import { EXECUTION_ID_RULE, isExecutionId } from "./execution-id.js";
 import type { Logger } from "./log.js";
 import type { PluginContext } from "./plugin.js";
 
@@ -27,6 +28,11 @@ function fieldForKey(desc: DescMessage, key: string): DescField | undefined {
   return desc.fields.find((field) => field.jsonName === key || field.name === key);
 }
 
+/** An unknown key as a step of a field path: as it is, or quoted and cut when it is too long to repeat whole. */
+function unknownKeyStep(key: string): string {
+  return key.length <= QUOTED_INPUT_LENGTH ? key : quoteInput(key);
+}
+
 /**
  * Finds the deepest field path whose value fails to decode, by decoding one key at a time. protobuf-es names
  * the field in most of its messages, but not for well-known types (a bad Duration says only "abc"), and
@@ -35,7 +41,7 @@ function fieldForKey(desc: DescMessage, key: string): DescField | undefined {
 function locateJsonError(desc: DescMessage, json: JsonObject, path: string): { path: string; message: string } | undefined {
   for (const [key, value] of Object.entries(json)) {
     const field = fieldForKey(desc, key);
-    const fieldPath = `${path}.${field ? field.name : key}`;
+    const fieldPath = `${path}.${field ? field.name : unknownKeyStep(key)}`;
     if (!field) return { path: fieldPath, message: "unknown field" };
     try {
       fromJson(desc, { [key]: value } as JsonObject);
@@ -67,7 +73,10 @@ export function decodeSpecification<Desc extends DescMessage>(
   }
 }
 
-/** Builds the PluginContext of one call. The TaskContext must carry an execution id and a template. */
+/**
+ * Builds the PluginContext of one call. The TaskContext must carry an execution id and attempt a host could have
+ * given (execution-id.ts; attempts start at 1) and a template.
+ */
 export function buildPluginContext<Desc extends DescMessage>(
   schema: Desc,
   taskContext: TaskContext | undefined,
@@ -77,13 +86,21 @@ export function buildPluginContext<Desc extends DescMessage>(
   if (!taskContext) throw new PluginError(status.INVALID_ARGUMENT, "context is required");
   const executionId = taskContext.executionId?.id ?? "";
   if (!executionId) throw new PluginError(status.INVALID_ARGUMENT, "context.execution_id.id is required");
+  if (!isExecutionId(executionId)) {
+    throw new PluginError(
+      status.INVALID_ARGUMENT,
+      `context.execution_id.id ${quoteInput(executionId)} is not an execution id: ${EXECUTION_ID_RULE}`,
+    );
+  }
+  const attempt = taskContext.executionId?.attempt ?? 0;
+  if (attempt < 1) throw new PluginError(status.INVALID_ARGUMENT, "context.execution_id.attempt must be at least 1");
   const template = taskContext.template;
   if (!template) throw new PluginError(status.INVALID_ARGUMENT, "context.template is required");
   const spec = decodeSpecification(schema, template.custom);
   return {
     spec,
     executionId,
-    attempt: taskContext.executionId?.attempt ?? 0,
+    attempt,
     template,
     inputs: taskContext.inputs ?? {},
     metadata: taskContext.metadata ?? create(TaskExecutionMetadataSchema),

@@ -8,7 +8,7 @@ import {
   Health,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
-import { PluginError } from "./errors.js";
+import { PluginError, quoteInput } from "./errors.js";
 import { implementService, type MethodsOf, type ServiceImplementation } from "./grpc-service.js";
 
 export { HealthCheckResponse_ServingStatus as ServingStatus } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
@@ -69,7 +69,7 @@ export function healthService(state: HealthState) {
   const implementation: ServiceImplementation<MethodsOf<typeof Health>> = {
     async check(request) {
       const current = state.get(request.service);
-      if (current === undefined) throw new PluginError(status.NOT_FOUND, `unknown service ${request.service}`);
+      if (current === undefined) throw new PluginError(status.NOT_FOUND, `unknown service ${quoteInput(request.service)}`);
       return { status: current };
     },
     async watch(request, send, info) {

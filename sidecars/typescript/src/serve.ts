@@ -26,7 +26,8 @@ import {
   removeStaleSocket,
   type Endpoint,
 } from "./endpoint.js";
-import { PluginError } from "./errors.js";
+import { PluginError, quoteInput } from "./errors.js";
+import { EXECUTION_ID_RULE, isExecutionId } from "./execution-id.js";
 import { grpcServiceDefinition, type CallGate } from "./grpc-service.js";
 import { HealthState, healthService, ServingStatus } from "./health.js";
 import {
@@ -303,7 +304,9 @@ export async function serve(plugin: Plugin, options: ServeOptions = {}): Promise
     push(execution, result) {
       if (!nats) throw new Error("push needs NATS; this sidecar runs without it");
       // The execution id is a NATS subject token, as the host builds it; anything else cannot be an execution of it.
-      if (!/^[A-Za-z0-9_-]+$/.test(execution.executionId)) throw new Error(`execution id ${JSON.stringify(execution.executionId)} is not one a host gives`);
+      if (!isExecutionId(execution.executionId)) {
+        throw new Error(`execution id ${quoteInput(execution.executionId)} is not one a host gives: ${EXECUTION_ID_RULE}`);
+      }
       const { phaseInfo, outputs } = phaseResponse(result, "push");
       const status = create(PushedStatusSchema, { ...execution, instanceId: config.instanceId, phaseInfo, outputs });
       // The signature covers exactly the bytes published, so encode once.

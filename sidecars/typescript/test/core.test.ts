@@ -156,21 +156,21 @@ describe("core plugin sidecar", () => {
   });
 
   it("finalizes once per attempt: repeated, concurrent, and on another instance", async () => {
-    const ctx = context("final.1/odd");
+    const ctx = context("final-1");
     await coreA.finalize({ context: ctx });
     await coreA.finalize({ context: ctx });
     await Promise.all([1, 2, 3].map(() => coreA.finalize({ context: ctx })));
     await coreB.finalize({ context: ctx });
-    expect(await audit("final.1/odd")).toEqual(["finalize 1 core-a"]);
+    expect(await audit("final-1")).toEqual(["finalize 1 core-a"]);
 
     // Concurrent duplicates on a fresh attempt, sent at once: one run between them.
-    await Promise.all([1, 2, 3, 4].map(() => coreB.finalize({ context: context("final.1/odd", {}, 2) })));
-    expect(await audit("final.1/odd")).toEqual(["finalize 1 core-a", "finalize 2 core-b"]);
+    await Promise.all([1, 2, 3, 4].map(() => coreB.finalize({ context: context("final-1", {}, 2) })));
+    expect(await audit("final-1")).toEqual(["finalize 1 core-a", "finalize 2 core-b"]);
 
     // The marker is what `pb_creates` remembers, under <plugin>.<execution>.<attempt>.finalize.
     const { nc, kv } = await openBucket(nats.url, "pb_creates");
     try {
-      const entry = await kv.get(finalizeKey(TYPE, "final.1/odd", 1));
+      const entry = await kv.get(finalizeKey(TYPE, "final-1", 1));
       expect(entry?.operation).toBe("PUT");
       expect(Buffer.from(entry!.value).toString()).toBe("finalized");
     } finally {

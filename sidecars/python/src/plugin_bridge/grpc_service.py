@@ -16,7 +16,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
-from .errors import PluginError, status_of
+from .errors import PluginError, status_message, status_of
 from .log import KitLogger
 from .tracing import NOT_TRACED, ServerSpans
 
@@ -31,6 +31,39 @@ def message_classes(method: MethodDescriptor) -> tuple[Type[Message], Type[Messa
         message_factory.GetMessageClass(method.input_type),
         message_factory.GetMessageClass(method.output_type),
     )
+
+
+class UndecodableRequest:
+    """What a request that does not parse as its method's message reaches the handler as. grpc.aio answers
+    UNKNOWN when a ``request_deserializer`` raises; the handler answers INTERNAL instead, as gRPC's status code
+    table has it ("Error parsing request proto") and the other kits' gRPC libraries do
+    (:func:`refuse_undecodable`)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def request_decoder(request_cls: Type[Message]) -> Callable[[bytes], Any]:
+    """A ``request_deserializer`` for ``request_cls`` that never raises: what does not parse comes out as an
+    :class:`UndecodableRequest`."""
+    type_name = request_cls.DESCRIPTOR.full_name
+    # What protobuf's parser puts before the reason, which would only say the type twice.
+    parser_prefix = f"Error parsing message with type '{type_name}': "
+
+    def decode(data: bytes) -> Any:
+        try:
+            return request_cls.FromString(data)
+        except Exception as error:  # noqa: BLE001 - DecodeError, and whatever else the parser raises
+            reason = status_message(str(error).removeprefix(parser_prefix))
+            return UndecodableRequest(f"the request is not a valid {type_name}: {reason}")
+
+    return decode
+
+
+async def refuse_undecodable(request: Any, context: grpc.aio.ServicerContext) -> None:
+    """Answers INTERNAL (and so raises) when ``request`` did not decode."""
+    if isinstance(request, UndecodableRequest):
+        await context.abort(grpc.StatusCode.INTERNAL, request.message)
 
 
 def method_path(method: MethodDescriptor) -> str:
@@ -72,6 +105,8 @@ def _unary_handler(
     name = method.name
 
     async def serve_call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        # Bytes that are no request have nothing to trace.
+        await refuse_undecodable(request, context)
         # Started first, so a call refused before the plugin's method runs (draining, a bad `custom`) has its span.
         span = spans.start(method, request, context.invocation_metadata()) if spans else NOT_TRACED
         # The plugin's work runs in a task of its own, shielded from the RPC: when the caller cancels or its
@@ -126,7 +161,7 @@ def service_handler(
     spans: Optional[ServerSpans] = None,
 ) -> grpc.GenericRpcHandler:
     """A grpcio (asyncio) generic handler for ``service`` whose unary methods call ``implementation[name]``;
-    with ``spans``, each call is traced."""
+    with ``spans``, each call is traced. A request that does not decode is INTERNAL."""
     handlers: Dict[str, grpc.RpcMethodHandler] = {}
     for method in service.methods:
         if method.client_streaming or method.server_streaming:
@@ -137,7 +172,7 @@ def service_handler(
         request_cls, response_cls = message_classes(method)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _unary_handler(method, handler, gate, log, spans),
-            request_deserializer=request_cls.FromString,
+            request_deserializer=request_decoder(request_cls),
             response_serializer=response_cls.SerializeToString,
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

@@ -2,9 +2,11 @@
 
 A sidecar may start before NATS: the connection is retried until it succeeds, saying why an attempt failed (NATS
 not up yet, or a certificate or credentials it refuses), and then reconnects forever; the buckets open once it is
-up. Credentials and TLS come from :mod:`.nats_security`. The bucket settings are part of the contract with the
-host (and the other kits): whoever comes first creates a bucket, and everyone else opens it as it is, so all
-sides must keep the same settings (see ``sidecars/typescript/src/nats.ts`` and ``docs/architecture.md`` section 3).
+up. nats-py does not reconnect after a protocol error from the server (such as "maximum control line exceeded"):
+it closes the connection for good, and the sidecar would live on unannounced; the link then connects anew.
+Credentials and TLS come from :mod:`.nats_security`. The bucket settings are part of the contract with the host
+(and the other kits): whoever comes first creates a bucket, and everyone else opens it as it is, so all sides
+must keep the same settings (see ``sidecars/typescript/src/nats.ts`` and ``docs/architecture.md`` section 3).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 #: A NATS that stays unreachable is a warning at the first failed connect, then at one in this many (the rest
 #: are debug lines).
 FAILURES_BETWEEN_WARNINGS = 30
+#: Seconds between connect attempts, and before connecting anew after NATS closed the connection for good (so a
+#: server that keeps closing it, credentials revoked, is not dialled in a tight loop).
+RETRY_SECONDS = 1.0
 
 
 def _nats_replicas() -> int:
@@ -86,17 +91,22 @@ class NatsLink:
     async def _connect_loop(self) -> None:
         while not self._closed:
             client = NatsClient()
+
+            async def on_closed(closed: NatsClient = client) -> None:
+                self._closed_for_good(closed)
+
             try:
                 await client.connect(
                     servers=self.servers,
                     name=self._name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
-                    reconnect_time_wait=1,
+                    reconnect_time_wait=RETRY_SECONDS,
                     connect_timeout=2,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    closed_cb=on_closed,
                     **self._security.connect_options(),
                 )
             except Exception as error:  # noqa: BLE001 - retried until the server appears
@@ -105,7 +115,7 @@ class NatsLink:
                     await client.close()
                 except Exception:  # noqa: BLE001
                     pass
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(RETRY_SECONDS)
                 continue
             if self._closed:
                 await client.close()
@@ -114,6 +124,25 @@ class NatsLink:
             self._log.info("connected to NATS", server=str(client.connected_url.geturl() if client.connected_url else ""))
             self._connected.set()
             return
+
+    def _closed_for_good(self, client: NatsClient) -> None:
+        """``client``'s closed callback: unless the link is closing, or ``client`` is not the one in use (a failed
+        connect closes its client too), NATS ended the connection without a reconnect to come. The buckets were
+        opened on it, so they go with it."""
+        if self._closed or client is not self._client:
+            return
+        self._log.warning(
+            "NATS closed the connection for good; connecting again",
+            error=str(client.last_error or ""),
+            after=RETRY_SECONDS,
+        )
+        self._client = None
+        self._buckets.clear()
+        self._task = asyncio.ensure_future(self._connect_again())
+
+    async def _connect_again(self) -> None:
+        await asyncio.sleep(RETRY_SECONDS)
+        await self._connect_loop()
 
     def _connect_failed(self, error: BaseException) -> None:
         self._failed_connects += 1

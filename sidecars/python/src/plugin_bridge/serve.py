@@ -34,7 +34,8 @@ from pluginbridge.v1 import coordination_pb2
 from .announce import HEARTBEAT_INTERVAL_SECONDS, Announcer
 from .descriptor import plugin_descriptor
 from .endpoint import bind_address, default_endpoint, dial_address, parse_endpoint, remove_stale_socket
-from .errors import PluginError
+from .errors import PluginError, quote_input
+from .execution_id import EXECUTION_ID_RULE, is_execution_id
 from .health import HEALTH_SERVICE, SERVING, HealthState
 from .idempotency import IdempotencyStore, IdempotentCalls, KvIdempotencyStore, MemoryIdempotencyStore
 from .keys import kv_key
@@ -62,8 +63,6 @@ DEFAULT_DRAIN_TIMEOUT_SECONDS = 30.0
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-#: An execution id is a NATS subject token in ``pb.push.<execution id>``, as the host builds them.
-_EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 #: Where a push goes; one host of the queue group takes it.
 PUSH_SUBJECT_PREFIX = "pb.push."
 
@@ -133,7 +132,7 @@ class Sidecar:
 
         ``result`` is checked as a Get's answer is (``PluginError`` INTERNAL for no PhaseResult,
         PHASE_UNSPECIFIED or outputs that are not a JSON object). Raises RuntimeError without NATS, ValueError for
-        an execution id that is not letters, digits, '-' and '_' or an attempt below 1, and
+        an execution id that is not 1 to 64 letters, digits, '-' and '_' or an attempt below 1, and
         :class:`NatsUnavailable` while NATS is not connected (or after the sidecar stopped). Must run on the
         sidecar's event loop (from another thread: ``asyncio.run_coroutine_threadsafe``).
         """
@@ -141,8 +140,9 @@ class Sidecar:
         if nats is None:
             raise RuntimeError("push needs NATS; this sidecar runs without it")
         # The execution id is a NATS subject token, as the host builds it; anything else cannot be an execution of it.
-        if not isinstance(execution_id, str) or not _EXECUTION_ID.match(execution_id):
-            raise ValueError(f"execution id {execution_id!r} is not one a host gives")
+        if not is_execution_id(execution_id):
+            shown = quote_input(execution_id) if isinstance(execution_id, str) else repr(execution_id)
+            raise ValueError(f"execution id {shown} is not one a host gives: {EXECUTION_ID_RULE}")
         if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= 2**32 - 1:
             raise ValueError(f"attempt {attempt!r} is not one a host gives (a whole number from 1)")
         phase_info, outputs = phase_response(result, "push", "was given")

@@ -1,0 +1,13 @@
+// What a host's execution ids look like (src/api/validation.ts, checkExecutionId): 1 to 64 letters, digits, '-'
+// and '_'. The kit puts the id in NATS names (the pb_creates keys of Create and Finalize, the pb.push.<id>
+// subject), so anything else is refused before NATS sees it: a 64 KiB id overflows NATS's control line, and the
+// server drops the connection that sent it.
+const EXECUTION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** What a call or a push says an execution id must be, after the quoted id. */
+export const EXECUTION_ID_RULE = "1 to 64 letters, digits, '-' and '_'";
+
+/** True when `id` is one a host gives. */
+export function isExecutionId(id: string): boolean {
+  return EXECUTION_ID_PATTERN.test(id);
+}

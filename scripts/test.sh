@@ -25,8 +25,7 @@ bash scripts/lint-deploy.sh
 say "generated code matches buf generate"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-$buf generate --output "$scratch"
-$buf generate --template buf.gen.kits.yaml --output "$scratch"
+bash scripts/generate.sh "$scratch"
 for generated in gen/typescript/src sidecars/python/gen sidecars/go/gen; do
   if ! diff -r "$scratch/$generated" "$generated" >/dev/null; then
     diff -r "$scratch/$generated" "$generated" | head -40 >&2

@@ -13,6 +13,7 @@ import { createSidecarService } from "./api/sidecar-service.js";
 import { startApiServer, type ApiLog, type ApiServer } from "./api/server.js";
 import { DirectSync } from "./api/direct-sync.js";
 import { createTaskService } from "./api/task-service.js";
+import { registerFlyteServices } from "./flyte/serving/register.js";
 import type { HostConfig } from "./config.js";
 import type { SidecarSpec } from "./config-file.js";
 import { EventLog } from "./coordination/event-log.js";
@@ -177,6 +178,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     const apiEvents: ApiLog = (level, message, fields) => apiLog[level](message, fields);
     direct = new DirectSync({ store, work, events, executor, log: apiLog, metrics });
     const directRuns = direct;
+    let flyteServices: string[] = [];
     api = await startApiServer({
       host: config.listenHost,
       port: config.listenPort,
@@ -188,7 +190,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       ...(security.tls && { tls: security.tls }),
       log: apiEvents,
       routes: (router) => {
-        router.service(TaskService, createTaskService({
+        const tasks = createTaskService({
           store,
           work,
           events,
@@ -200,15 +202,17 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
           direct: directRuns,
           log: apiLog,
           metrics,
-        }));
+        });
+        router.service(TaskService, tasks);
         router.service(PluginRegistryService, createRegistryService(table));
+        flyteServices = registerFlyteServices(router, { tasks, routing: table });
         router.service(SidecarService, createSidecarService({
           supervisor: () => supervisor,
           readSidecars: options.readSidecars ?? (() => supervisor?.sidecars().map((sidecar) => sidecar.spec) ?? []),
         }));
       },
     });
-    for (const service of [WHOLE_SERVER, TaskService.typeName, PluginRegistryService.typeName, SidecarService.typeName]) {
+    for (const service of [WHOLE_SERVER, TaskService.typeName, PluginRegistryService.typeName, SidecarService.typeName, ...flyteServices]) {
       health.set(service, ServingStatus.SERVING);
     }
     log.info("serving", { url: api.url, nats: natsUrl });

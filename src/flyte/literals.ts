@@ -161,7 +161,7 @@ export function jsonToLiteralMap(values: JsonObject | undefined, types: Readonly
 
 export function jsonToLiteral(value: JsonValue, type: LiteralType | undefined, path: string, depth = 0): Literal {
   if (depth > MAX_DEPTH) throw refuse(path, `nests deeper than ${MAX_DEPTH} levels`);
-  const expected = type ?? literalTypeOf(value);
+  const expected = type ?? literalTypeOf(value, path);
   const kind = expected.type;
   switch (kind.case) {
     case "simple":
@@ -231,24 +231,27 @@ function simpleLiteral(value: JsonValue, type: SimpleType, path: string): Litera
   }
 }
 
-/** The literal type a JSON value maps to without an interface: integral numbers are integers. */
-export function literalTypeOf(value: JsonValue): LiteralType {
+/**
+ * The literal type a JSON value maps to without an interface: integral numbers are integers. `path` names the value
+ * in the LiteralError of a list whose elements have no one type.
+ */
+export function literalTypeOf(value: JsonValue, path = "value"): LiteralType {
   if (value === null) return simpleType(SimpleType.NONE);
   if (typeof value === "boolean") return simpleType(SimpleType.BOOLEAN);
   if (typeof value === "number") return simpleType(Number.isSafeInteger(value) ? SimpleType.INTEGER : SimpleType.FLOAT);
   if (typeof value === "string") return simpleType(SimpleType.STRING);
-  if (Array.isArray(value)) return create(LiteralTypeSchema, { type: { case: "collectionType", value: elementType(value) } });
+  if (Array.isArray(value)) return create(LiteralTypeSchema, { type: { case: "collectionType", value: elementType(value, path) } });
   return simpleType(SimpleType.STRUCT);
 }
 
-/** One type for every element: integers and floats together are floats; anything else mixed (or nothing) is a struct's value. */
-function elementType(values: JsonValue[]): LiteralType {
-  const types = values.map(literalTypeOf);
+/** One type for every element: integers and floats together are floats; other mixes, and an empty list, need the interface. */
+function elementType(values: JsonValue[], path: string): LiteralType {
+  const types = values.map((value, index) => literalTypeOf(value, `${path}[${index}]`));
   const simple = new Set(types.map((type) => (type.type.case === "simple" ? type.type.value : undefined)));
   if (types.length > 0 && simple.size === 1 && !simple.has(undefined)) return types[0]!;
   if (simple.size === 2 && simple.has(SimpleType.INTEGER) && simple.has(SimpleType.FLOAT)) return simpleType(SimpleType.FLOAT);
   if (types.length > 0 && types.every((type) => type.type.case === "collectionType")) return types[0]!;
-  throw new LiteralError(`a list of ${types.length === 0 ? "nothing" : "mixed values"} needs a type from the task's interface`);
+  throw refuse(path, `a list of ${types.length === 0 ? "nothing" : "mixed values"} needs a type from the task's interface`);
 }
 
 export function simpleType(type: SimpleType): LiteralType {

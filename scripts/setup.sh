@@ -102,3 +102,33 @@ if [ -f deploy/lint/requirements.txt ]; then
     touch "$lint_venv/.installed"
   fi
 fi
+
+# --- Flyte interop (issue 8) --------------------------------------------------------------------------------------
+# Real flytekit (its `pyflyte serve connector` server runs test/flyte's connectors) and the published flyteidl /
+# flyteidl2 Python clients, in a venv of their own: flytekit's dependency tree is large and must not leak into the
+# kit's. The stamp holds the hash of the requirements file and the interpreter's version, so a re-run is instant and
+# any change to the pins (or a new Python) reinstalls. flytekit 1.16 needs Python >=3.10,<3.13; without one the step
+# is skipped with a warning (the Flyte tests then have no .tools/flyte-venv to run).
+flyte_venv=.tools/flyte-venv
+flyte_reqs=test/flyte/requirements.txt
+if [ -f "$flyte_reqs" ]; then
+  flyte_py=""
+  for py in python3 python3.12 python3.11 python3.10; do
+    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] < (3, 13)))'; then
+      flyte_py=$py; break
+    fi
+  done
+  if [ -z "$flyte_py" ]; then
+    say "python: no Python 3.10-3.12 found; skipping $flyte_venv (flytekit does not support $(python3 --version 2>&1))"
+  else
+    [ -x "$flyte_venv/bin/python" ] || { say "python: creating $flyte_venv"; "$flyte_py" -m venv "$flyte_venv"; }
+    flyte_stamp="$(sha256sum "$flyte_reqs" | cut -d' ' -f1) $("$flyte_venv/bin/python" -c 'import platform; print(platform.python_version())')"
+    if [ "$(cat "$flyte_venv/.installed" 2>/dev/null)" != "$flyte_stamp" ]; then
+      say "pip: installing the Flyte test environment ($flyte_reqs) into $flyte_venv"
+      "$flyte_venv/bin/pip" install --quiet --disable-pip-version-check -r "$flyte_reqs"
+      "$flyte_venv/bin/pip" check --disable-pip-version-check >/dev/null
+      echo "$flyte_stamp" > "$flyte_venv/.installed"
+    fi
+  fi
+fi
+# --- end Flyte interop --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { loneSurrogateEscape, strictJsonText } from "./json-text.js";
-import { quoted, sendableMessage } from "./error-text.js";
+import { quoted, sendableMessage, wellFormed } from "./error-text.js";
 
 describe("loneSurrogateEscape", () => {
   it("finds a high or low surrogate escape without its other half, wherever it is", () => {
@@ -37,5 +37,19 @@ describe("error text", () => {
   it("makes any message well-formed and bounded", () => {
     expect(sendableMessage("bad \udc00 text")).toBe("bad \uFFFD text");
     expect(sendableMessage("m".repeat(5000))).toMatch(/^m{2000}… \(cut from 5000 characters\)$/);
+  });
+});
+
+describe("strictJsonText and JSON syntax", () => {
+  it("refuses text that is not JSON with a well-formed message, even where V8's would cut a surrogate pair", () => {
+    let message = "";
+    try {
+      strictJsonText.decode(Buffer.from('\u{1F4A5}{"name":"x"}', "utf8"));
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^the request is not JSON: /);
+    expect(message).toBe(wellFormed(message));
+    expect(encodeURIComponent(message)).toBeTruthy(); // what connect-es does to it for the grpc-message trailer
   });
 });

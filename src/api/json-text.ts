@@ -6,7 +6,12 @@
 //   protobuf-es refuses one in a `string` field with a message that repeats it, which connect-es then cannot put
 //   in a gRPC trailer (the call is never answered); in a Struct value it is stored, and serving it later fails.
 //   I-JSON (RFC 7493 §2.1) forbids such strings for exactly this reason.
+// - text that is not JSON: V8's syntax error repeats a piece of the text and may cut a surrogate pair in half
+//   ("Unexpected token '\ud83d'"), which again leaves a gRPC call unanswered; the text is parsed here first so
+//   that the refusal is a message of our own, well-formed and bounded. The price is a second JSON.parse of every
+//   JSON request (protobuf-es parses it again), which JSON callers pay and binary ones do not.
 // connect-es hands the text decoder its errors as INVALID_ARGUMENT with our message.
+import { sendableMessage } from "./error-text.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -23,6 +28,11 @@ export const strictJsonText = {
     }
     const at = loneSurrogateEscape(text);
     if (at >= 0) throw new JsonTextError(`the request holds an escaped lone UTF-16 surrogate (${text.slice(at, at + 6)}) at character ${at}, which is not Unicode text`);
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      throw new JsonTextError(sendableMessage(`the request is not JSON: ${(error as Error).message.slice(0, 300)}`));
+    }
     return text;
   },
 };

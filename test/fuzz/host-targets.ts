@@ -1,6 +1,6 @@
 // Every public RPC of the host, with valid seed messages and the codes each may answer besides OK,
-// INVALID_ARGUMENT and RESOURCE_EXHAUSTED: TaskService, PluginRegistryService, SidecarService, grpc.health.v1 and
-// both reflection services. Seeds that create executions carry an idempotency key, so that the many mutations that
+// INVALID_ARGUMENT and RESOURCE_EXHAUSTED: TaskService, PluginRegistryService, SidecarService, grpc.health.v1, both
+// reflection services, and Flyte's agent (flyteidl) and connector (flyteidl2) services. Seeds that create executions carry an idempotency key, so that the many mutations that
 // leave a request valid find the same execution (or ALREADY_EXISTS) instead of starting thousands of tasks.
 import { create, isMessage, type Message } from "@bufbuild/protobuf";
 import { Health, HealthCheckRequestSchema } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
@@ -20,6 +20,10 @@ import {
   TaskService,
   WatchTaskRequestSchema,
 } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
+import * as agent from "@plugin-bridge/protocol/flyteidl/admin/agent_pb.js";
+import { AgentMetadataService, AsyncAgentService, SyncAgentService } from "@plugin-bridge/protocol/flyteidl/service/agent_pb.js";
+import * as connector from "@plugin-bridge/protocol/flyteidl2/connector/connector_pb.js";
+import { AsyncConnectorService, ConnectorMetadataService } from "@plugin-bridge/protocol/flyteidl2/connector/service_pb.js";
 import { ConnectError, type Client } from "@connectrpc/connect";
 import type { CodeName } from "./oracle.js";
 import type { MethodTarget } from "./rpc-cases.js";
@@ -91,15 +95,55 @@ export function hostMethods(context: HostSeedContext): MethodTarget[] {
     target(Health, "Watch", [create(HealthCheckRequestSchema, {}), create(HealthCheckRequestSchema, { service: "pluginbridge.v1.PluginRegistryService" })], ["NOT_FOUND"], 0.5),
     target(reflectionV1.ServerReflection, "ServerReflectionInfo", reflectionV1Seeds, [], 1),
     target(reflectionV1alpha.ServerReflection, "ServerReflectionInfo", reflectionV1alphaSeeds, [], 0.5),
+    ...flyteMethods(context, submitCodes),
   ];
 }
 
-/** The executions an OK CreateTask or ExecuteTask answer names. */
+/**
+ * Flyte's services. Seeds that create name a task execution, which makes its idempotency key: the mutations that
+ * keep a request valid meet the same execution. The resource meta seeds name the finished execution.
+ */
+function flyteMethods({ languages, finishedId }: HostSeedContext, submitCodes: CodeName[]): MethodTarget[] {
+  const flyteTemplate = (type: string) => ({ type, taskTypeVersion: 1, custom: { echo: "fuzz" } as never });
+  const taskExecutionId = (name: string) => ({ nodeExecutionId: { nodeId: "n0", executionId: { project: "fuzz", domain: "development", name } }, retryAttempt: 0 });
+  const inputs = { literals: { n: { value: { case: "scalar", value: { value: { case: "primitive", value: { value: { case: "integer", value: 3n } } } } } } } } as const;
+  const creates = languages.map((language) => ({
+    template: flyteTemplate(`conformance-sync-${language}`),
+    inputs,
+    taskExecutionMetadata: { taskExecutionId: taskExecutionId(`fuzz-${language}`), namespace: "fuzz", labels: { team: "a" } },
+  }));
+  const resourceMeta = new TextEncoder().encode(JSON.stringify({ execution: finishedId, outputs: {} }));
+  const category = { name: "conformance-sync-go", version: 1 };
+  const header = { template: flyteTemplate("conformance-sync-typescript"), taskExecutionMetadata: { taskExecutionId: taskExecutionId("fuzz-sync"), namespace: "fuzz" } };
+  return [
+    target(AsyncAgentService, "CreateTask", creates.map((seed) => create(agent.CreateTaskRequestSchema, seed)), submitCodes, 1.5),
+    target(AsyncAgentService, "GetTask", [create(agent.GetTaskRequestSchema, { resourceMeta, taskCategory: category })], ["NOT_FOUND"], 1),
+    target(AsyncAgentService, "DeleteTask", [create(agent.DeleteTaskRequestSchema, { resourceMeta, taskCategory: category })], ["NOT_FOUND"], 0.5),
+    target(AsyncAgentService, "GetTaskMetrics", [create(agent.GetTaskMetricsRequestSchema, { resourceMeta, queries: ["q"] })], ["UNIMPLEMENTED"], 0.25),
+    target(AsyncAgentService, "GetTaskLogs", [create(agent.GetTaskLogsRequestSchema, { resourceMeta, lines: 10n })], ["UNIMPLEMENTED"], 0.25),
+    target(SyncAgentService, "ExecuteTaskSync", [
+      create(agent.ExecuteTaskSyncRequestSchema, { part: { case: "header", value: header } }),
+    ], submitCodes, 1),
+    target(AgentMetadataService, "ListAgents", [create(agent.ListAgentsRequestSchema, {})], [], 0.5),
+    target(AgentMetadataService, "GetAgent", [create(agent.GetAgentRequestSchema, { name: "conformance-go" })], ["NOT_FOUND"], 0.5),
+    target(AsyncConnectorService, "CreateTask", creates.map((seed) => create(connector.CreateTaskRequestSchema, { ...seed, inputs: { literals: [{ name: "n", value: inputs.literals.n }] } })), submitCodes, 1),
+    target(AsyncConnectorService, "GetTask", [create(connector.GetTaskRequestSchema, { resourceMeta, taskCategory: category })], ["NOT_FOUND"], 0.5),
+    target(AsyncConnectorService, "DeleteTask", [create(connector.DeleteTaskRequestSchema, { resourceMeta, taskCategory: category })], ["NOT_FOUND"], 0.25),
+    target(ConnectorMetadataService, "ListConnectors", [create(connector.ListConnectorsRequestSchema, {})], [], 0.25),
+    target(ConnectorMetadataService, "GetConnector", [create(connector.GetConnectorRequestSchema, { name: "conformance-go" })], ["NOT_FOUND"], 0.25),
+  ];
+}
+
+/** The executions an OK CreateTask or ExecuteTask answer names (Flyte's CreateTask: in its resource meta). */
 export function acceptedExecutions(answers: readonly Message[]): string[] {
   const ids = new Set<string>();
   for (const answer of answers) {
     if (isMessage(answer, CreateTaskResponseSchema) && answer.execution?.id) ids.add(answer.execution.id);
     if (isMessage(answer, ExecuteTaskResponseSchema) && answer.event?.executionId) ids.add(answer.event.executionId);
+    if (isMessage(answer, agent.CreateTaskResponseSchema) || isMessage(answer, connector.CreateTaskResponseSchema)) {
+      const { execution } = JSON.parse(new TextDecoder().decode(answer.resourceMeta)) as { execution?: string };
+      if (execution) ids.add(execution);
+    }
   }
   return [...ids];
 }

@@ -12,6 +12,33 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** How a supervised sidecar is reached: a unix socket the supervisor names, or a loopback TCP port it picks. */
 export type SidecarTransport = "socket" | "tcp";
 
+/**
+ * What a supervised sidecar speaks: the bridge's own services (a kit's sidecar, which announces itself), or Flyte's
+ * agent protocol (an existing Flyte connector server, which the host announces and translates for).
+ */
+export type SidecarProtocol = "plugin-bridge" | "flyte-agent";
+
+/** How the host drives a Flyte connector's agents: the PluginProperties a kit's sidecar would declare itself. */
+export interface FlyteAgentProperties {
+  resyncIntervalMs?: number;
+  createTimeoutMs?: number;
+  getTimeoutMs?: number;
+  deleteTimeoutMs?: number;
+  doTimeoutMs?: number;
+  maxSystemFailures?: number;
+}
+
+/** The settings of a `flyte-agent` sidecar, which a kit's sidecar would say of itself. */
+export interface FlyteAgentSettings {
+  /** The agents to announce, by the name ListAgents gives (or its slug); undefined: every agent the server lists. */
+  agents?: string[];
+  /** The plugin version the announcements carry. */
+  version: string;
+  /** Where a connector may write an attempt's outputs: `<outputPrefix>/<execution>/<attempt>`; "" for none. */
+  outputPrefix: string;
+  properties: FlyteAgentProperties;
+}
+
 /** One sidecar the host starts and keeps alive (src/supervisor/). */
 export interface SidecarSpec {
   /** Unique among sidecars: letters, digits, '-' and '_'. Its log lines and instance ids carry it. */
@@ -26,18 +53,65 @@ export interface SidecarSpec {
   transport: SidecarTransport;
   /** How long a new process may take to answer gRPC health SERVING. */
   startTimeoutMs: number;
+  protocol: SidecarProtocol;
+  /** Set exactly when `protocol` is "flyte-agent". */
+  flyte?: FlyteAgentSettings;
 }
 
-const sidecarSchema = z.strictObject({
-  name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"),
-  command: z.string().min(1, "must not be empty"),
-  args: z.array(z.string()).default([]),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "is not an environment variable name"), z.string()).default({}),
-  workingDir: z.string().min(1).optional(),
-  replicas: z.number().int().min(1).max(64).default(1),
-  transport: z.enum(["socket", "tcp"]).default("socket"),
-  startTimeoutMs: z.number().int().min(100).default(30_000),
-});
+/** The keys only a `flyte-agent` sidecar takes: a kit's sidecar says these things of itself. */
+const FLYTE_ONLY_KEYS = ["agents", "version", "outputPrefix", "properties"] as const;
+
+const sidecarSchema = z
+  .strictObject({
+    name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"),
+    command: z.string().min(1, "must not be empty"),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "is not an environment variable name"), z.string()).default({}),
+    workingDir: z.string().min(1).optional(),
+    replicas: z.number().int().min(1).max(64).default(1),
+    // Unset: a unix socket for the bridge's own sidecars; a Flyte connector server listens on TCP only.
+    transport: z.enum(["socket", "tcp"]).optional(),
+    startTimeoutMs: z.number().int().min(100).default(30_000),
+    protocol: z.enum(["plugin-bridge", "flyte-agent"]).default("plugin-bridge"),
+    agents: z.array(z.string().min(1)).min(1).optional(),
+    version: z.string().min(1).max(128).optional(),
+    outputPrefix: z.string().optional(),
+    properties: z
+      .strictObject({
+        resyncIntervalMs: z.number().int().min(1).optional(),
+        createTimeoutMs: z.number().int().min(1).optional(),
+        getTimeoutMs: z.number().int().min(1).optional(),
+        deleteTimeoutMs: z.number().int().min(1).optional(),
+        doTimeoutMs: z.number().int().min(1).optional(),
+        maxSystemFailures: z.number().int().min(1).optional(),
+      })
+      .optional(),
+  })
+  .superRefine((sidecar, issues) => {
+    if (sidecar.protocol === "flyte-agent") {
+      if (sidecar.transport === "socket") {
+        issues.addIssue({ code: "custom", path: ["transport"], message: "a flyte-agent sidecar listens on TCP (the supervisor gives it a loopback port)" });
+      }
+      return;
+    }
+    for (const key of FLYTE_ONLY_KEYS) {
+      if (sidecar[key] !== undefined) issues.addIssue({ code: "custom", path: [key], message: "only for protocol: flyte-agent" });
+    }
+  });
+
+type SidecarEntry = z.infer<typeof sidecarSchema>;
+
+/** A checked entry as the supervisor runs it: defaults filled in, the working folder resolved against `folder`. */
+function sidecarSpec(entry: SidecarEntry, folder: string): SidecarSpec {
+  const { agents, version, outputPrefix, properties, transport, ...common } = entry;
+  const spec: SidecarSpec = { ...common, workingDir: path.resolve(folder, entry.workingDir ?? "."), transport: transport ?? "socket" };
+  if (entry.protocol !== "flyte-agent") return spec;
+  return {
+    ...spec,
+    transport: "tcp",
+    flyte: { ...(agents && { agents }), version: version ?? "flyte", outputPrefix: outputPrefix ?? "", properties: properties ?? {} },
+  };
+}
 
 /** Where a secret value is read at start: a file (its content, trimmed) or an environment variable. */
 export type SecretRef = { file: string } | { env: string };
@@ -254,7 +328,7 @@ export function readConfigFile(file: string): ConfigFile {
   };
   return {
     settings: Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as FileSettings,
-    sidecars: sidecars.map((sidecar) => ({ ...sidecar, workingDir: path.resolve(folder, sidecar.workingDir ?? ".") })),
+    sidecars: sidecars.map((sidecar) => sidecarSpec(sidecar, folder)),
     auth: {
       clients: (auth?.clients ?? []).map((client) => ({ ...client, token: secretRef(client.token) })),
       sidecarSecret: secretRef(auth?.sidecars?.secret),

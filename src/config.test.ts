@@ -67,10 +67,48 @@ sidecars:
     expect(config.sidecars).toEqual([
       {
         name: "sql", command: "python", args: ["-m", "plugin_bridge.examples.sql"], env: { SQL_DIR: "/var/sql" },
-        workingDir: path.join(folder, "plugins", "sql"), replicas: 2, transport: "tcp", startTimeoutMs: 30_000,
+        workingDir: path.join(folder, "plugins", "sql"), replicas: 2, transport: "tcp", startTimeoutMs: 30_000, protocol: "plugin-bridge",
       },
-      { name: "batch", command: "./batch", args: [], env: {}, workingDir: folder, replicas: 1, transport: "socket", startTimeoutMs: 30_000 },
+      { name: "batch", command: "./batch", args: [], env: {}, workingDir: folder, replicas: 1, transport: "socket", startTimeoutMs: 30_000, protocol: "plugin-bridge" },
     ]);
+  });
+
+  it("reads a Flyte connector sidecar: always TCP, with its agents, version, output prefix and properties", () => {
+    const config = loadConfig({}, {}, file(`
+sidecars:
+  - name: connectors
+    protocol: flyte-agent
+    command: pyflyte
+    args: [serve, connector, --port, "{port}"]
+    agents: [BigQuery Connector]
+    version: "1.16"
+    outputPrefix: s3://bucket/bridge
+    properties: { resyncIntervalMs: 2000, maxSystemFailures: 3 }
+  - name: plain
+    protocol: flyte-agent
+    command: pyflyte
+`));
+    expect(config.sidecars[0]).toMatchObject({
+      protocol: "flyte-agent",
+      transport: "tcp",
+      flyte: { agents: ["BigQuery Connector"], version: "1.16", outputPrefix: "s3://bucket/bridge", properties: { resyncIntervalMs: 2000, maxSystemFailures: 3 } },
+    });
+    expect(config.sidecars[1]!.flyte).toEqual({ version: "flyte", outputPrefix: "", properties: {} });
+  });
+
+  it("refuses Flyte settings on a bridge sidecar, and a socket for a Flyte connector", () => {
+    const refused = (yaml: string): string => {
+      try {
+        loadConfig({}, {}, file(yaml));
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("accepted");
+    };
+    expect(refused("sidecars:\n  - name: a\n    command: x\n    agents: [A]\n")).toMatch(/sidecars\[0\]\.agents: only for protocol: flyte-agent/);
+    expect(refused("sidecars:\n  - name: a\n    command: x\n    protocol: flyte-agent\n    transport: socket\n")).toMatch(/sidecars\[0\]\.transport: a flyte-agent sidecar listens on TCP/);
+    expect(refused("sidecars:\n  - name: a\n    command: x\n    protocol: flyte\n")).toMatch(/sidecars\[0\]\.protocol: /);
+    expect(refused("sidecars:\n  - name: a\n    command: x\n    protocol: flyte-agent\n    properties: { resyncMs: 1 }\n")).toMatch(/sidecars\[0\]\.properties: unknown key\(s\) resyncMs/);
   });
 
   it("refuses a wrong key or value in the file with its path, and starts nothing", () => {

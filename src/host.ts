@@ -2,7 +2,9 @@
 // the worker that runs steps, and the API port. Everything it knows lives in NATS; it can die at any point.
 import path from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { KvIdempotencyStore } from "@plugin-bridge/kit";
 import { HealthCheckResponse_ServingStatus as ServingStatus } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
 import { PluginRegistryService } from "@plugin-bridge/protocol/pluginbridge/v1/registry_service_pb.js";
 import { TaskService } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
@@ -35,6 +37,7 @@ import { startTracing } from "./observability/tracing.js";
 import { traceRequests } from "./api/tracing-interceptor.js";
 import { natsFailuresAreUnavailable } from "./api/infrastructure-errors.js";
 import { Supervisor } from "./supervisor/supervisor.js";
+import { FlyteAgentCalls } from "./flyte/driving/agent-calls.js";
 import { PluginClients } from "./registry/plugin-client.js";
 import { RoutingTable } from "./registry/routing-table.js";
 import { SidecarAuth } from "./registry/sidecar-auth.js";
@@ -103,7 +106,18 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
   // Traces when the OTEL_* environment asks for them (docs/architecture.md, "Traces").
   const tracing = startTracing(process.env);
   if (tracing.enabled) log.info("exporting traces over OTLP", { endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
-  const clients = new PluginClients(metrics);
+  // Flyte connectors the supervisor announces, with their output prefixes; their Creates are remembered in
+  // pb_creates, opened once NATS is up (no call reaches a connector before that).
+  const flyteOutputPrefixes = new Map<string, string>();
+  let createsBucket: KV | undefined;
+  const clients = new PluginClients(metrics, (transport) => new FlyteAgentCalls(transport, {
+    creates: new KvIdempotencyStore(async () => {
+      if (!createsBucket) throw new Error("NATS is not connected yet");
+      return createsBucket;
+    }),
+    outputPrefixOf: (instanceId) => flyteOutputPrefixes.get(instanceId) ?? "",
+    log: log.child({ component: "flyte-agents" }),
+  }));
   const { security } = config;
   // The supervised sidecars' names are the keys their tokens are issued for (the supervisor hands them out).
   const supervisedNames = (): Set<string> => new Set((supervisor?.sidecars().map((sidecar) => sidecar.spec) ?? config.sidecars).map((spec) => spec.name));
@@ -124,6 +138,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
     const layout = await ensureLayout(nc, jsm, { ackWaitMs: config.ackWaitMs, eventsMaxAgeMs: config.eventsMaxAgeMs, replicas: config.natsReplicas });
+    createsBucket = layout.creates;
 
     const specifications = new Specifications();
     routing = new RoutingTable(log.child({ component: "registry" }), Date.now, sidecarAuth);
@@ -224,6 +239,7 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       log,
       metrics,
       ...(sidecarAuth.required && { tokenFor: (name: string) => sidecarAuth.tokenFor(name) }),
+      flyte: { plugins: layout.plugins, calls: clients, outputPrefixes: flyteOutputPrefixes },
     });
   } catch (error) {
     await supervisor?.stop();

@@ -143,10 +143,13 @@ function readTaskFile(file: string, namespace: string | undefined, idempotencyKe
 /** "serving", "backing-off", … as the supervisor says it. */
 export const replicaStateName = (state: ReplicaState): string => (ReplicaState[state] ?? String(state)).toLowerCase().replaceAll("_", "-");
 
-/** The replicas the host supervises, by instance id; none from a host that supervises nothing. */
+/**
+ * The replicas the host supervises, by endpoint: an instance lives at its replica's endpoint, also when the host
+ * announces several instances for one replica (a Flyte connector's agents). None from a host that supervises nothing.
+ */
 async function supervisedReplicas(c: Common): Promise<Map<string, SupervisedReplica>> {
   const { sidecars } = await c.sidecars.listSidecars({});
-  return new Map(sidecars.flatMap((sidecar) => sidecar.replicas.map((replica) => [replica.instanceId, replica] as const)));
+  return new Map(sidecars.flatMap((sidecar) => sidecar.replicas.map((replica) => [replica.endpoint, replica] as const)));
 }
 
 /** A command line or a file that cannot be used: exit 2 with the message. */
@@ -180,7 +183,7 @@ export async function clientCommand(command: string, argv: string[]): Promise<nu
       }
       const now = Date.now();
       c.out(table(["PLUGIN", "VERSION", "KIND", "INSTANCE", "ENDPOINT", "TASK TYPES", "STATE", "HEARTBEAT", "RESTARTS"], instances.map((i) => {
-        const replica = supervised.get(i.instanceId);
+        const replica = supervised.get(i.endpoint);
         return [
           i.descriptor?.name ?? "",
           i.descriptor?.version ?? "",

@@ -49,6 +49,8 @@ export interface Layout {
   plugins: KV;
   executions: KV;
   quotas: KV;
+  /** The kits' Create and Finalize memory; the host's own for the Flyte connectors it drives (src/flyte/driving/). */
+  creates: KV;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, op
   const plugins = await kvm.create(PLUGINS_BUCKET, { ...PLUGINS_BUCKET_OPTIONS, replicas });
   const executions = await kvm.create(EXECUTIONS_BUCKET, { history: 1, storage: StorageType.File, replicas });
   const quotas = await kvm.create(QUOTAS_BUCKET, { history: 1, storage: StorageType.File, replicas });
-  await kvm.create(CREATES_BUCKET, { ...CREATES_BUCKET_OPTIONS, replicas });
+  const creates = await kvm.create(CREATES_BUCKET, { ...CREATES_BUCKET_OPTIONS, replicas });
   await ensureStream(jsm, {
     name: WORK_STREAM,
     num_replicas: replicas,
@@ -91,7 +93,7 @@ export async function ensureLayout(nc: NatsConnection, jsm: JetStreamManager, op
     duplicate_window: nanos(120_000),
   });
   await ensureWorkConsumer(jsm, options.ackWaitMs);
-  return { plugins, executions, quotas };
+  return { plugins, executions, quotas, creates };
 }
 
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {

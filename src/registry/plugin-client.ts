@@ -1,16 +1,20 @@
 // Calls sidecars over gRPC with @grpc/grpc-js (the host -> sidecar hop is the hot path; grpc-js measured 2-4x
-// faster than connect-node here). One channel per endpoint, closed when its instance leaves.
+// faster than connect-node here). One channel per endpoint, closed when its instance leaves. An instance announced
+// as a Flyte connector is called through src/flyte/driving/, which translates the bridge's calls into Flyte's.
 import {
   create,
   fromBinary,
   toBinary,
   type DescMessage,
+  type DescMethodBiDiStreaming,
   type DescMethodUnary,
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { context, propagation, SpanKind, trace, type Span, type TextMapSetter } from "@opentelemetry/api";
+import { PluginProtocol, type PluginDescriptor } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
+import type { AgentTransport, FlyteAgentCalls } from "../flyte/driving/agent-calls.js";
 import { isPluginOperation, NO_METRICS, type HostMetrics } from "../observability/metrics.js";
 import { endRpcSpan, startRpcSpan } from "../observability/tracing.js";
 
@@ -55,18 +59,31 @@ interface WithTaskContext {
   context?: { executionId?: { id?: string; attempt?: number } };
 }
 
-/** Where a call goes: an announced instance (its descriptor names the plugin, for the metrics). */
+/** Where a call goes: an announced instance (its descriptor names the plugin, for the metrics; its protocol says how). */
 export interface CallTarget {
   endpoint: string;
   instanceId: string;
-  descriptor?: { name: string };
+  descriptor?: PluginDescriptor;
+  protocol?: PluginProtocol;
 }
 
-export class PluginClients {
+export class PluginClients implements AgentTransport {
   private readonly channels = new Map<string, grpc.Client>();
+  /** Calls under way, by endpoint, and who waits for an endpoint to have none. */
+  private readonly inFlight = new Map<string, number>();
+  private readonly idleWaiters = new Map<string, Set<() => void>>();
+  private readonly flyteAgents: FlyteAgentCalls | undefined;
 
-  /** `metrics` gets every call's duration and failures, by plugin and operation. */
-  constructor(private readonly metrics: HostMetrics = NO_METRICS) {}
+  /**
+   * `metrics` gets every call's duration and failures, by plugin and operation. `flyteAgents` makes the calls to
+   * instances announced with PluginProtocol.FLYTE_AGENT; without it they fail UNIMPLEMENTED.
+   */
+  constructor(
+    private readonly metrics: HostMetrics = NO_METRICS,
+    flyteAgents?: (transport: AgentTransport) => FlyteAgentCalls,
+  ) {
+    this.flyteAgents = flyteAgents?.(this);
+  }
 
   private client(endpoint: string): grpc.Client {
     let client = this.channels.get(endpoint);
@@ -88,7 +105,7 @@ export class PluginClients {
     timeoutMs: number,
   ): Promise<MessageShape<O>> {
     const operation = method.localName;
-    if (!isPluginOperation(operation)) return await this.send(method, target, request, timeoutMs, new grpc.Metadata());
+    if (!isPluginOperation(operation)) return await this.dispatch(method, target, request, timeoutMs, new grpc.Metadata());
     const plugin = target.descriptor?.name ?? "";
     const span = this.startSpan(method, target, request);
     const metadata = new grpc.Metadata();
@@ -96,7 +113,7 @@ export class PluginClients {
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     try {
-      const response = await this.send(method, target, request, timeoutMs, metadata);
+      const response = await this.dispatch(method, target, request, timeoutMs, metadata);
       this.metrics.pluginCall(plugin, operation, seconds());
       endRpcSpan(span, grpc.status.OK);
       return response;
@@ -127,7 +144,49 @@ export class PluginClients {
     return span;
   }
 
-  private async send<I extends DescMessage, O extends DescMessage>(
+  /** The call as the instance's protocol has it, counted while it is under way. */
+  private async dispatch<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    target: CallTarget,
+    request: MessageInitShape<I>,
+    timeoutMs: number,
+    metadata: grpc.Metadata,
+  ): Promise<MessageShape<O>> {
+    this.inFlight.set(target.endpoint, (this.inFlight.get(target.endpoint) ?? 0) + 1);
+    try {
+      if (target.protocol !== PluginProtocol.FLYTE_AGENT) return await this.unary(method, target, request, timeoutMs, metadata);
+      if (!this.flyteAgents) throw new PluginCallError(grpc.status.UNIMPLEMENTED, "this host does not drive Flyte connectors", target.instanceId);
+      return await this.flyteAgents.call(method, target, request, timeoutMs, metadata);
+    } finally {
+      const left = (this.inFlight.get(target.endpoint) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(target.endpoint, left);
+      else {
+        this.inFlight.delete(target.endpoint);
+        for (const wake of this.idleWaiters.get(target.endpoint) ?? []) wake();
+      }
+    }
+  }
+
+  /**
+   * Resolves once no call of this host to `endpoint` is under way, or after `timeoutMs`: a replica the host drains
+   * itself (a Flyte connector's) is stopped only after the calls it was given have their answers.
+   */
+  async idle(endpoint: string, timeoutMs: number): Promise<void> {
+    if (!this.inFlight.has(endpoint)) return;
+    const waiters = this.idleWaiters.get(endpoint) ?? new Set<() => void>();
+    this.idleWaiters.set(endpoint, waiters);
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => (wake = resolve));
+    const timer = setTimeout(wake, timeoutMs);
+    waiters.add(wake);
+    await woken;
+    clearTimeout(timer);
+    waiters.delete(wake);
+    if (waiters.size === 0) this.idleWaiters.delete(endpoint);
+  }
+
+  /** One unary call over the endpoint's channel, the request and answer coded by the method's descriptors. */
+  async unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     target: CallTarget,
     request: MessageInitShape<I>,
@@ -153,6 +212,46 @@ export class PluginClients {
           else resolve(response);
         },
       );
+    });
+  }
+
+  /** A bidirectional stream: every request is sent, the sending side closed, and the first answer returned. */
+  async firstAnswer<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodBiDiStreaming<I, O>,
+    target: CallTarget,
+    requests: ReadonlyArray<MessageInitShape<I>>,
+    timeoutMs: number,
+    metadata: grpc.Metadata,
+  ): Promise<MessageShape<O>> {
+    const path = `/${method.parent.typeName}/${method.name}`;
+    const deadline = Date.now() + timeoutMs;
+    const stream = this.client(target.endpoint).makeBidiStreamRequest(
+      path,
+      (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
+      (bytes: Buffer) => fromBinary(method.output, bytes),
+      metadata,
+      { deadline },
+    );
+    return await new Promise((resolve, reject) => {
+      let answered = false;
+      stream.on("data", (answer: MessageShape<O>) => {
+        if (answered) return;
+        answered = true;
+        resolve(answer);
+      });
+      stream.on("error", (error: grpc.ServiceError) => {
+        if (answered) return; // the answer is in; what the stream does afterwards changes nothing
+        answered = true;
+        const [code, details] = pastDeadline(error, deadline, timeoutMs);
+        reject(new PluginCallError(code, details, target.instanceId, { cause: error }));
+      });
+      stream.on("end", () => {
+        if (answered) return;
+        answered = true;
+        reject(new PluginCallError(grpc.status.INTERNAL, "the stream ended without an answer", target.instanceId));
+      });
+      for (const request of requests) stream.write(create(method.input, request));
+      stream.end();
     });
   }
 

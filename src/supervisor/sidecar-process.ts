@@ -1,7 +1,9 @@
 // One supervised sidecar replica: started with what it needs to connect, watched until gRPC health says SERVING,
 // probed while it runs, restarted with exponential backoff when it crashes or stops answering, and given up on
 // after too many crashes in a row. Only the ChildProcess this object spawned is ever signalled, and only while
-// Node still holds it (exitCode and signalCode unset): a PID the system reused is never touched.
+// Node still holds it (exitCode and signalCode unset): a PID the system reused is never touched. A replica that
+// cannot announce itself (a Flyte connector server) is announced, drained and withdrawn through its
+// ReplicaAnnouncements.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { HealthCheckResponse_ServingStatus as ServingStatus, Health } from "@plugin-bridge/protocol/grpc/health/v1/health_pb.js";
@@ -57,6 +59,16 @@ export interface ReplicaStatus {
   lastExit: string;
 }
 
+/** For a replica that does not announce itself: the host announces it, drains it and withdraws it. */
+export interface ReplicaAnnouncements {
+  /** Once the replica serves. Throws when it cannot be announced: the replica then counts as not started. */
+  announce(): Promise<void>;
+  /** Before the replica is stopped: hosts route no new calls to it, and this host's calls under way finish. */
+  drain(): Promise<void>;
+  /** Once the replica is gone or going (stopped, crashed, unhealthy): the announcements are removed. */
+  withdraw(): Promise<void>;
+}
+
 /** Waits `ms`, or less if `signal` aborts; leaves no listener behind either way. */
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -92,6 +104,8 @@ export class SidecarProcess {
     private readonly onGiveUp: (status: ReplicaStatus) => void,
     /** Called before each restart. */
     private readonly onRestart: () => void = () => {},
+    /** Set for a replica that does not announce itself. */
+    private readonly announcements?: ReplicaAnnouncements,
   ) {
     this.firstStart = new Promise((resolve) => (this.settleFirstStart = resolve));
   }
@@ -116,6 +130,8 @@ export class SidecarProcess {
 
   /** SIGTERM, the drain time, then SIGKILL; resolves when the process is gone and the loop has ended. */
   async stop(): Promise<void> {
+    // The process drains itself; one announced by the host is drained by the host first.
+    await this.announcements?.drain();
     this.stopping.abort();
     await this.terminate();
     await this.loop;
@@ -135,13 +151,14 @@ export class SidecarProcess {
       const exited = new Promise<string>((resolve) =>
         child.once("exit", (code, signal) => resolve(signal ? `killed by ${signal}` : `exit code ${code}`)),
       );
-      const outcome = await this.awaitServing(exited);
+      const outcome = await this.announced(await this.awaitServing(exited));
       let why: string;
       if (outcome === "serving") {
         this.state = "serving";
         this.settleFirstStart();
         this.log.info("sidecar serving", { sidecar: this.spec.name, instance: this.instanceId, pid: child.pid });
         why = await this.watch(exited);
+        await this.announcements?.withdraw();
       } else {
         why = outcome;
         await this.terminate();
@@ -172,8 +189,23 @@ export class SidecarProcess {
     }
   }
 
+  /** "serving" once announced (when the host announces the replica); otherwise why not. */
+  private async announced(outcome: string): Promise<string> {
+    if (outcome !== "serving" || !this.announcements) return outcome;
+    try {
+      await this.announcements.announce();
+      return outcome;
+    } catch (error) {
+      await this.announcements.withdraw();
+      return `could not be announced: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+
   private spawnChild(): ChildProcess {
-    const child = spawn(this.spec.command, this.spec.args, {
+    const flyte = this.spec.protocol === "flyte-agent";
+    // A Flyte connector server is told its port: `{port}` in its arguments, PLUGIN_BRIDGE_PORT in its environment.
+    const port = this.endpoint.slice(this.endpoint.lastIndexOf(":") + 1);
+    const child = spawn(this.spec.command, flyte ? this.spec.args.map((arg) => arg.replaceAll("{port}", port)) : this.spec.args, {
       cwd: this.spec.workingDir,
       env: {
         ...process.env,
@@ -184,14 +216,17 @@ export class SidecarProcess {
         PLUGIN_BRIDGE_NATS_TLS_KEY: undefined,
         PLUGIN_BRIDGE_NATS_TLS_CA: this.connection.natsTlsCa || undefined,
         ...this.spec.env,
-        // What a sidecar needs to connect; the kits read these (docs/architecture.md, section 8).
-        PLUGIN_BRIDGE_NATS_URL: this.connection.natsUrl,
-        PLUGIN_BRIDGE_NATS_REPLICAS: this.connection.natsReplicas === undefined ? undefined : String(this.connection.natsReplicas),
+        ...(flyte ? { PLUGIN_BRIDGE_PORT: port } : {
+          // What a sidecar needs to connect; the kits read these (docs/architecture.md, section 8).
+          PLUGIN_BRIDGE_NATS_URL: this.connection.natsUrl,
+          PLUGIN_BRIDGE_NATS_REPLICAS: this.connection.natsReplicas === undefined ? undefined : String(this.connection.natsReplicas),
+        }),
         PLUGIN_BRIDGE_INSTANCE_ID: this.instanceId,
         PLUGIN_BRIDGE_ENDPOINT: this.endpoint,
-        // Issued for the sidecar's name; without a sidecar secret none is handed out (and none inherited).
-        PLUGIN_BRIDGE_TOKEN: this.connection.token,
-        PLUGIN_BRIDGE_TOKEN_ID: this.connection.token === undefined ? undefined : this.spec.name,
+        // Issued for the sidecar's name; without a sidecar secret none is handed out (and none inherited). A Flyte
+        // connector gets none either way: the host signs its announcements.
+        PLUGIN_BRIDGE_TOKEN: flyte ? undefined : this.connection.token,
+        PLUGIN_BRIDGE_TOKEN_ID: flyte || this.connection.token === undefined ? undefined : this.spec.name,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

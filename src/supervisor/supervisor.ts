@@ -4,11 +4,12 @@
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import type { SidecarSpec } from "../config-file.js";
+import type { FlyteAgentSettings, SidecarSpec } from "../config-file.js";
 import { freePort } from "../coordination/nats-server-process.js";
 import type { Logger } from "../log.js";
 import type { HostMetrics } from "../observability/metrics.js";
 import { PluginClients } from "../registry/plugin-client.js";
+import { FlyteAgentAnnouncements, type FlyteAnnouncing } from "./flyte-agent-announcements.js";
 import { DEFAULT_RESTART_POLICY, SidecarProcess, type ReplicaStatus, type RestartPolicy, type SidecarConnection } from "./sidecar-process.js";
 
 export interface SupervisorOptions {
@@ -22,6 +23,8 @@ export interface SupervisorOptions {
   metrics?: Pick<HostMetrics, "sidecarRestart">;
   /** The token of a sidecar name, when the hosts require signed announcements (SidecarAuth). */
   tokenFor?: (name: string) => string;
+  /** What announcing `flyte-agent` sidecars takes (the host's NATS and calls); without it they cannot be started. */
+  flyte?: FlyteAnnouncing;
 }
 
 interface Running {
@@ -174,17 +177,31 @@ export class Supervisor {
       const instanceId = `${spec.name}-${replica}-${randomBytes(3).toString("hex")}`;
       // A unix socket path must stay short (about 100 bytes), so it lives in the temp folder, not the data dir.
       const endpoint = spec.transport === "tcp" ? `127.0.0.1:${await freePort()}` : `unix:${path.join(tmpdir(), `pb-${instanceId}.sock`)}`;
+      const connection = this.connectionFor(spec.name);
       replicas.push(
         new SidecarProcess(
-          spec, instanceId, endpoint, this.connectionFor(spec.name), this.clients, this.policy, log,
+          spec, instanceId, endpoint, connection, this.clients, this.policy, log,
           (status) => log.error("sidecar given up", { ...status }),
           () => this.options.metrics?.sidecarRestart(spec.name),
+          spec.flyte && this.flyteAnnouncements(spec.name, spec.flyte, instanceId, endpoint, connection.token, log),
         ),
       );
     }
     log.info("starting sidecar", { sidecar: spec.name, replicas: replicas.length });
     for (const replica of replicas) void replica.start();
     return { spec, replicas };
+  }
+
+  private flyteAnnouncements(
+    name: string,
+    settings: FlyteAgentSettings,
+    instanceId: string,
+    endpoint: string,
+    token: string | undefined,
+    log: Logger,
+  ): FlyteAgentAnnouncements {
+    if (!this.options.flyte) throw new Error(`sidecar "${name}" is a Flyte connector: only a host connected to NATS can announce it`);
+    return new FlyteAgentAnnouncements(name, settings, instanceId, endpoint, this.clients, this.options.flyte, token, this.policy.drainTimeoutMs, log);
   }
 
   status(): ReplicaStatus[] {

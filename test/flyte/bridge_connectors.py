@@ -8,9 +8,12 @@
 #       polls: int           the number of get() calls the job has seen
 #       numbers: List[int]   the input `numbers`, if given
 #       tags: Dict[str,str]  the input `tags`, if given
-#     and custom_info {job_id, polls, inputs_via}. With custom `fail: "msg"` the last poll answers FAILED "msg" instead;
-#     with custom `create_error: "msg"` create() raises (flytekit answers INTERNAL). get() after delete() answers
-#     ABORTED; get() of an unknown job answers FAILED.
+#     and custom_info {job_id, polls, inputs_via, created_with}, created_with being what create() was given besides the
+#     task: {output_prefix, execution (the task execution id's workflow execution name), retry_attempt, namespace,
+#     labels}. With custom `fail: "msg"` the last poll answers FAILED "msg" instead;
+#     with custom `create_error: "msg"` create() raises (flytekit answers INTERNAL); with custom `output_blob: "<uri>"`
+#     the outputs also hold `report`, a blob literal (a file reference, which has no JSON form). get() after delete()
+#     answers ABORTED; get() of an unknown job answers FAILED.
 #   bridge_echo_sync (task_type_version 0), sync. do() answers SUCCEEDED at once with outputs {greeting}.
 #
 # If the environment has BRIDGE_CONNECTOR_AUDIT=<file>, every call appends a line "<method> <job id>" to it (create,
@@ -40,7 +43,8 @@ from flytekit.extend.backend.base_connector import (
     ResourceMeta,
     SyncConnectorBase,
 )
-from flytekit.models.literals import Literal, LiteralMap
+from flytekit.models.core.types import BlobType
+from flytekit.models.literals import Blob, BlobMetadata, Literal, LiteralMap, Scalar
 from flytekit.models.task import TaskTemplate
 
 _audit_lock = threading.Lock()
@@ -84,6 +88,26 @@ def _outputs(values: Dict[str, Any], types: Dict[str, type]) -> LiteralMap:
     return TypeEngine.dict_to_literal_map(FlyteContextManager.current_context(), values, type_hints=types)
 
 
+def _created_with(output_prefix: str, metadata: Any) -> Dict[str, Any]:
+    """What create() learnt of the attempt besides the task: where it may write, and Flyte's execution metadata."""
+    seen: Dict[str, Any] = {"output_prefix": output_prefix}
+    if metadata is not None:
+        task_execution = metadata.task_execution_id
+        seen.update(
+            execution=task_execution.node_execution_id.execution_id.name,
+            retry_attempt=task_execution.retry_attempt,
+            namespace=metadata.namespace,
+            labels=dict(metadata.labels or {}),
+        )
+    return seen
+
+
+def _blob(uri: str) -> Literal:
+    """A single-file blob literal, as a connector writing a file under its output prefix would return it."""
+    blob_type = BlobType(format="csv", dimensionality=BlobType.BlobDimensionality.SINGLE)
+    return Literal(scalar=Scalar(blob=Blob(metadata=BlobMetadata(type=blob_type), uri=uri)))
+
+
 @dataclass
 class BridgeEchoMeta(ResourceMeta):
     # flytekit serializes this as JSON ({"job_id": "..."}) into resource_meta; callers hand it back unchanged.
@@ -95,9 +119,11 @@ class _Job:
     greeting: str
     polls_before_done: int
     fail: Optional[str]
+    output_blob: Optional[str]
     numbers: Optional[List[int]]
     tags: Optional[Dict[str, str]]
     inputs_via: str
+    created_with: Dict[str, Any]
     polls: int = 0
     deleted: bool = False
 
@@ -129,9 +155,11 @@ class BridgeEchoConnector(AsyncConnectorBase):
             greeting=_greeting(custom, values),
             polls_before_done=int(custom.get("polls", 1)),  # a Struct number: arrives as a float
             fail=str(custom["fail"]) if custom.get("fail") else None,
+            output_blob=str(custom["output_blob"]) if custom.get("output_blob") else None,
             numbers=[int(n) for n in values["numbers"]] if values.get("numbers") is not None else None,
             tags={str(k): str(v) for k, v in values["tags"].items()} if values.get("tags") is not None else None,
             inputs_via=via,
+            created_with=_created_with(output_prefix, task_execution_metadata),
         )
         with self._lock:
             self._jobs[job_id] = job
@@ -148,7 +176,7 @@ class BridgeEchoConnector(AsyncConnectorBase):
                 return Resource(phase=TaskExecution.ABORTED, message=f"job {job_id} was deleted")
             job.polls += 1
             polls = job.polls
-        info = {"job_id": job_id, "polls": polls, "inputs_via": job.inputs_via}
+        info = {"job_id": job_id, "polls": polls, "inputs_via": job.inputs_via, "created_with": job.created_with}
         if polls <= job.polls_before_done:
             return Resource(phase=TaskExecution.RUNNING, message=f"poll {polls}", custom_info=info)
         if job.fail:
@@ -159,10 +187,13 @@ class BridgeEchoConnector(AsyncConnectorBase):
             values["numbers"], types["numbers"] = job.numbers, List[int]
         if job.tags is not None:
             values["tags"], types["tags"] = job.tags, Dict[str, str]
+        outputs = _outputs(values, types)
+        if job.output_blob is not None:
+            outputs.literals["report"] = _blob(job.output_blob)
         return Resource(
             phase=TaskExecution.SUCCEEDED,
             message=f"done after {polls} polls",
-            outputs=_outputs(values, types),
+            outputs=outputs,
             custom_info=info,
         )
 

@@ -27,6 +27,7 @@ const spec = (fields: Partial<SidecarSpec> & Pick<SidecarSpec, "name" | "args">)
   replicas: 1,
   transport: "socket",
   startTimeoutMs: 30_000,
+  protocol: "plugin-bridge",
   ...fields,
 });
 

@@ -11,6 +11,7 @@ import {
 } from "@plugin-bridge/protocol/pluginbridge/v1/coordination_pb.js";
 import {
   PluginInstanceSchema,
+  PluginProtocol,
   type PluginDescriptor,
   type PluginInstance,
 } from "@plugin-bridge/protocol/pluginbridge/v1/plugin_pb.js";
@@ -33,6 +34,11 @@ export interface AnnouncerOptions {
   intervalMs?: number;
   /** Signs every announcement; without one they are written unsigned. */
   token?: SidecarToken;
+  /**
+   * What the endpoint speaks; default the bridge's own services. A host announcing a Flyte connector it supervises
+   * (which cannot announce itself) says PluginProtocol.FLYTE_AGENT.
+   */
+  protocol?: PluginProtocol;
 }
 
 /**
@@ -109,7 +115,7 @@ export class Announcer {
   }
 
   async #put(): Promise<boolean> {
-    const { key, instanceId, endpoint, descriptor, startedAt, log, token } = this.options;
+    const { key, instanceId, endpoint, descriptor, startedAt, log, token, protocol = PluginProtocol.UNSPECIFIED } = this.options;
     const instance = create(PluginInstanceSchema, {
       instanceId,
       endpoint,
@@ -117,6 +123,7 @@ export class Announcer {
       startedAt,
       heartbeatAt: timestampNow(),
       draining: this.#draining,
+      protocol,
     });
     const value = toBinary(PluginAnnouncementSchema, announcement(instance, token));
     try {

@@ -10,10 +10,11 @@ import { ExecutionError_ErrorKind, TaskExecution_Phase as FlytePhase } from "@pl
 import type { TypedInterface as FlyteInterface } from "@plugin-bridge/protocol/flyteidl/core/interface_pb.js";
 import type { LiteralMap } from "@plugin-bridge/protocol/flyteidl/core/literals_pb.js";
 import type { TaskTemplate as FlyteTemplate } from "@plugin-bridge/protocol/flyteidl/core/tasks_pb.js";
-import { SimpleType, type LiteralType } from "@plugin-bridge/protocol/flyteidl/core/types_pb.js";
+import type { LiteralType } from "@plugin-bridge/protocol/flyteidl/core/types_pb.js";
 import { ErrorKind, Phase, VariableType, type TaskTemplateSchema, type TypedInterfaceSchema } from "@plugin-bridge/protocol/pluginbridge/v1/task_pb.js";
 import { CreateTaskRequestSchema, type CreateTaskRequest, type TaskExecution } from "@plugin-bridge/protocol/pluginbridge/v1/task_service_pb.js";
 import { jsonToLiteralMap, LiteralError, literalMapToJson } from "../literals.js";
+import { variableTypeOfSimple } from "../variable-types.js";
 
 /** The bridge's CreateTask for a Flyte CreateTask (or ExecuteTaskSync header and inputs). */
 export function bridgeRequest(template: FlyteTemplate | undefined, inputs: LiteralMap | undefined, metadata: FlyteMetadata | undefined): CreateTaskRequest {
@@ -59,21 +60,7 @@ function variableType(type: LiteralType | undefined): VariableType {
   const kind = type?.type;
   if (kind?.case === "collectionType") return VariableType.LIST;
   if (kind?.case === "mapValueType") return VariableType.STRUCT;
-  if (kind?.case !== "simple") return VariableType.UNSPECIFIED;
-  switch (kind.value) {
-    case SimpleType.STRING:
-      return VariableType.STRING;
-    case SimpleType.INTEGER:
-      return VariableType.INTEGER;
-    case SimpleType.FLOAT:
-      return VariableType.FLOAT;
-    case SimpleType.BOOLEAN:
-      return VariableType.BOOLEAN;
-    case SimpleType.STRUCT:
-      return VariableType.STRUCT;
-    default:
-      return VariableType.UNSPECIFIED;
-  }
+  return kind?.case === "simple" ? variableTypeOfSimple(kind.value) : VariableType.UNSPECIFIED;
 }
 
 /**

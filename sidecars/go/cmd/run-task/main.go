@@ -4,13 +4,19 @@
 //	run-task --base-url http://127.0.0.1:8080 --type batch --spec '{"command":"echo","args":["hi"]}'
 //
 // --type is one of http, sensor, sql, batch; --spec is the proto3 JSON of that type's specification
-// message, parsed into the typed message first (unknown fields refused). Exit status: 0 when the final
-// phase is SUCCESS, 1 for any other final phase, 2 for usage errors and SDK errors (the connect code and
-// message go to stderr).
+// message, parsed into the typed message first (unknown fields refused). A task type without a specification
+// here, such as a Flyte connector's, takes --custom instead: a JSON object sent as the template's custom as it
+// is, with --type-version (default 1):
+//
+//	run-task --type bridge_echo --type-version 0 --custom '{"prefix":"hi"}' --inputs '{"name":"bridge"}'
+//
+// --inputs is the task's inputs as a JSON object. Exit status: 0 when the final phase is SUCCESS, 1 for any
+// other final phase, 2 for usage errors and SDK errors (the connect code and message go to stderr).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +37,7 @@ import (
 	"github.com/plugin-bridge/plugin-bridge/sidecars/go/sdk"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // specTypes maps --type to a new, empty specification message of that task type (type version 1).
@@ -62,7 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags.SetOutput(stderr)
 	baseURL := flags.String("base-url", "http://127.0.0.1:8080", "the host's public address")
 	taskType := flags.String("type", "", "task type: "+strings.Join(types, ", "))
+	typeVersion := flags.Int("type-version", 1, "the task type's version")
 	specJSON := flags.String("spec", "", "the specification as proto3 JSON")
+	customJSON := flags.String("custom", "", "the template's custom as a JSON object, sent as it is (instead of --spec)")
+	inputsJSON := flags.String("inputs", "", "the task's inputs as a JSON object")
 	protocol := flags.String("protocol", "grpc", "wire protocol: grpc, connect or grpc-web")
 	namespace := flags.String("namespace", "", "the execution's namespace (default: the host's \"default\")")
 	idempotencyKey := flags.String("idempotency-key", "", "makes the submission safe to repeat")
@@ -77,16 +87,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "run-task: unexpected arguments %q\n", flags.Args())
 		return exitUsage
 	}
-	newSpec, ok := specTypes[*taskType]
-	if !ok {
-		fmt.Fprintf(stderr, "run-task: --type must be one of %s\n", strings.Join(types, ", "))
-		return exitUsage
-	}
-	spec := newSpec()
-	if err := protojson.Unmarshal([]byte(*specJSON), spec); err != nil {
-		fmt.Fprintf(stderr, "run-task: --spec is not a valid %s: %v\n", spec.ProtoReflect().Descriptor().FullName(), err)
-		return exitUsage
-	}
 	var options []sdk.TemplateOption
 	if *taskTimeout > 0 {
 		options = append(options, sdk.WithTimeout(*taskTimeout))
@@ -94,10 +94,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *retries > 0 {
 		options = append(options, sdk.WithRetries(uint32(*retries)))
 	}
-	template, err := sdk.Template(spec, *taskType, 1, options...)
-	if err != nil {
-		fmt.Fprintf(stderr, "run-task: %v\n", err)
-		return exitUsage
+	var template *pb.TaskTemplate
+	if *customJSON != "" {
+		if *specJSON != "" {
+			fmt.Fprintf(stderr, "run-task: give --spec or --custom, not both\n")
+			return exitUsage
+		}
+		custom, err := jsonObject("--custom", *customJSON)
+		if err != nil {
+			fmt.Fprintf(stderr, "run-task: %v\n", err)
+			return exitUsage
+		}
+		template = &pb.TaskTemplate{Type: *taskType, TypeVersion: int32(*typeVersion), Custom: custom}
+		for _, option := range options {
+			option(template)
+		}
+	} else {
+		newSpec, ok := specTypes[*taskType]
+		if !ok {
+			fmt.Fprintf(stderr, "run-task: --type must be one of %s (or give --custom)\n", strings.Join(types, ", "))
+			return exitUsage
+		}
+		spec := newSpec()
+		if err := protojson.Unmarshal([]byte(*specJSON), spec); err != nil {
+			fmt.Fprintf(stderr, "run-task: --spec is not a valid %s: %v\n", spec.ProtoReflect().Descriptor().FullName(), err)
+			return exitUsage
+		}
+		var err error
+		if template, err = sdk.Template(spec, *taskType, int32(*typeVersion), options...); err != nil {
+			fmt.Fprintf(stderr, "run-task: %v\n", err)
+			return exitUsage
+		}
 	}
 	var wire sdk.Protocol
 	switch *protocol {
@@ -131,6 +158,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *idempotencyKey != "" {
 		submit = append(submit, sdk.WithIdempotencyKey(*idempotencyKey))
 	}
+	if *inputsJSON != "" {
+		inputs, err := jsonObject("--inputs", *inputsJSON)
+		if err != nil {
+			fmt.Fprintf(stderr, "run-task: %v\n", err)
+			return exitUsage
+		}
+		submit = append(submit, sdk.WithInputs(inputs.AsMap()))
+	}
 	started := time.Now()
 	final, err := sdk.New(*baseURL, sdk.WithProtocol(wire)).Run(ctx, template, submit...)
 	if err != nil {
@@ -155,4 +190,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitSuccess
 	}
 	return exitFailed
+}
+
+// jsonObject parses a flag's value, which must be a JSON object.
+func jsonObject(flag, text string) (*structpb.Struct, error) {
+	var value map[string]any
+	if err := json.Unmarshal([]byte(text), &value); err != nil || value == nil {
+		return nil, fmt.Errorf("%s must be a JSON object (%v)", flag, text)
+	}
+	object, err := structpb.NewStruct(value)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", flag, err)
+	}
+	return object, nil
 }

@@ -82,6 +82,55 @@ func (PluginKind) EnumDescriptor() ([]byte, []int) {
 	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{0}
 }
 
+// PluginProtocol names the services an instance's endpoint serves, and so how the host calls it.
+type PluginProtocol int32
+
+const (
+	// The bridge's own services: PluginMetadataService and the Async, Sync or Core plugin service.
+	PluginProtocol_PLUGIN_PROTOCOL_UNSPECIFIED PluginProtocol = 0
+	// Flyte's agent protocol (flyteidl.service AsyncAgentService, SyncAgentService): the host translates every call.
+	PluginProtocol_PLUGIN_PROTOCOL_FLYTE_AGENT PluginProtocol = 1
+)
+
+// Enum value maps for PluginProtocol.
+var (
+	PluginProtocol_name = map[int32]string{
+		0: "PLUGIN_PROTOCOL_UNSPECIFIED",
+		1: "PLUGIN_PROTOCOL_FLYTE_AGENT",
+	}
+	PluginProtocol_value = map[string]int32{
+		"PLUGIN_PROTOCOL_UNSPECIFIED": 0,
+		"PLUGIN_PROTOCOL_FLYTE_AGENT": 1,
+	}
+)
+
+func (x PluginProtocol) Enum() *PluginProtocol {
+	p := new(PluginProtocol)
+	*p = x
+	return p
+}
+
+func (x PluginProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PluginProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_pluginbridge_v1_plugin_proto_enumTypes[1].Descriptor()
+}
+
+func (PluginProtocol) Type() protoreflect.EnumType {
+	return &file_pluginbridge_v1_plugin_proto_enumTypes[1]
+}
+
+func (x PluginProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PluginProtocol.Descriptor instead.
+func (PluginProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_pluginbridge_v1_plugin_proto_rawDescGZIP(), []int{1}
+}
+
 // DescribeRequest asks a plugin to describe itself.
 type DescribeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1421,7 +1470,10 @@ type PluginInstance struct {
 	// When the instance last announced itself.
 	HeartbeatAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=heartbeat_at,json=heartbeatAt,proto3" json:"heartbeat_at,omitempty"`
 	// True while the instance drains: it finishes its calls and takes no new ones.
-	Draining      bool `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
+	Draining bool `protobuf:"varint,6,opt,name=draining,proto3" json:"draining,omitempty"`
+	// Which protocol the host speaks to the endpoint. A kit's sidecar leaves it unset; a Flyte connector, which
+	// cannot announce itself, is announced by the host that supervises it, with PLUGIN_PROTOCOL_FLYTE_AGENT.
+	Protocol      PluginProtocol `protobuf:"varint,7,opt,name=protocol,proto3,enum=pluginbridge.v1.PluginProtocol" json:"protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1496,6 +1548,13 @@ func (x *PluginInstance) GetDraining() bool {
 		return x.Draining
 	}
 	return false
+}
+
+func (x *PluginInstance) GetProtocol() PluginProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return PluginProtocol_PLUGIN_PROTOCOL_UNSPECIFIED
 }
 
 var File_pluginbridge_v1_plugin_proto protoreflect.FileDescriptor
@@ -1592,7 +1651,7 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\x0fFinalizeRequest\x126\n" +
 	"\acontext\x18\x01 \x01(\v2\x1c.pluginbridge.v1.TaskContextR\acontext\x122\n" +
 	"\x05state\x18\x02 \x01(\v2\x1c.pluginbridge.v1.PluginStateR\x05state\"\x12\n" +
-	"\x10FinalizeResponse\"\xa6\x02\n" +
+	"\x10FinalizeResponse\"\xe3\x02\n" +
 	"\x0ePluginInstance\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x1a\n" +
@@ -1603,13 +1662,17 @@ const file_pluginbridge_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12=\n" +
 	"\fheartbeat_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vheartbeatAt\x12\x1a\n" +
-	"\bdraining\x18\x06 \x01(\bR\bdraining*l\n" +
+	"\bdraining\x18\x06 \x01(\bR\bdraining\x12;\n" +
+	"\bprotocol\x18\a \x01(\x0e2\x1f.pluginbridge.v1.PluginProtocolR\bprotocol*l\n" +
 	"\n" +
 	"PluginKind\x12\x1b\n" +
 	"\x17PLUGIN_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PLUGIN_KIND_ASYNC\x10\x01\x12\x14\n" +
 	"\x10PLUGIN_KIND_SYNC\x10\x02\x12\x14\n" +
-	"\x10PLUGIN_KIND_CORE\x10\x032h\n" +
+	"\x10PLUGIN_KIND_CORE\x10\x03*R\n" +
+	"\x0ePluginProtocol\x12\x1f\n" +
+	"\x1bPLUGIN_PROTOCOL_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bPLUGIN_PROTOCOL_FLYTE_AGENT\x10\x012h\n" +
 	"\x15PluginMetadataService\x12O\n" +
 	"\bDescribe\x12 .pluginbridge.v1.DescribeRequest\x1a!.pluginbridge.v1.DescribeResponse2\xec\x01\n" +
 	"\x12AsyncPluginService\x12I\n" +
@@ -1636,100 +1699,102 @@ func file_pluginbridge_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_pluginbridge_v1_plugin_proto_rawDescData
 }
 
-var file_pluginbridge_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_pluginbridge_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_pluginbridge_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_pluginbridge_v1_plugin_proto_goTypes = []any{
 	(PluginKind)(0),                        // 0: pluginbridge.v1.PluginKind
-	(*DescribeRequest)(nil),                // 1: pluginbridge.v1.DescribeRequest
-	(*DescribeResponse)(nil),               // 2: pluginbridge.v1.DescribeResponse
-	(*PluginDescriptor)(nil),               // 3: pluginbridge.v1.PluginDescriptor
-	(*SupportedTaskType)(nil),              // 4: pluginbridge.v1.SupportedTaskType
-	(*PluginProperties)(nil),               // 5: pluginbridge.v1.PluginProperties
-	(*ResourceQuota)(nil),                  // 6: pluginbridge.v1.ResourceQuota
-	(*RateLimit)(nil),                      // 7: pluginbridge.v1.RateLimit
-	(*PluginSpecification)(nil),            // 8: pluginbridge.v1.PluginSpecification
-	(*CreateRequest)(nil),                  // 9: pluginbridge.v1.CreateRequest
-	(*CreateResponse)(nil),                 // 10: pluginbridge.v1.CreateResponse
-	(*GetRequest)(nil),                     // 11: pluginbridge.v1.GetRequest
-	(*GetResponse)(nil),                    // 12: pluginbridge.v1.GetResponse
-	(*DeleteRequest)(nil),                  // 13: pluginbridge.v1.DeleteRequest
-	(*DeleteResponse)(nil),                 // 14: pluginbridge.v1.DeleteResponse
-	(*DoRequest)(nil),                      // 15: pluginbridge.v1.DoRequest
-	(*DoResponse)(nil),                     // 16: pluginbridge.v1.DoResponse
-	(*PluginState)(nil),                    // 17: pluginbridge.v1.PluginState
-	(*HandleRequest)(nil),                  // 18: pluginbridge.v1.HandleRequest
-	(*HandleResponse)(nil),                 // 19: pluginbridge.v1.HandleResponse
-	(*AbortRequest)(nil),                   // 20: pluginbridge.v1.AbortRequest
-	(*AbortResponse)(nil),                  // 21: pluginbridge.v1.AbortResponse
-	(*FinalizeRequest)(nil),                // 22: pluginbridge.v1.FinalizeRequest
-	(*FinalizeResponse)(nil),               // 23: pluginbridge.v1.FinalizeResponse
-	(*PluginInstance)(nil),                 // 24: pluginbridge.v1.PluginInstance
-	(*durationpb.Duration)(nil),            // 25: google.protobuf.Duration
-	(*descriptorpb.FileDescriptorSet)(nil), // 26: google.protobuf.FileDescriptorSet
-	(*TaskContext)(nil),                    // 27: pluginbridge.v1.TaskContext
-	(*PhaseInfo)(nil),                      // 28: pluginbridge.v1.PhaseInfo
-	(*structpb.Struct)(nil),                // 29: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),          // 30: google.protobuf.Timestamp
+	(PluginProtocol)(0),                    // 1: pluginbridge.v1.PluginProtocol
+	(*DescribeRequest)(nil),                // 2: pluginbridge.v1.DescribeRequest
+	(*DescribeResponse)(nil),               // 3: pluginbridge.v1.DescribeResponse
+	(*PluginDescriptor)(nil),               // 4: pluginbridge.v1.PluginDescriptor
+	(*SupportedTaskType)(nil),              // 5: pluginbridge.v1.SupportedTaskType
+	(*PluginProperties)(nil),               // 6: pluginbridge.v1.PluginProperties
+	(*ResourceQuota)(nil),                  // 7: pluginbridge.v1.ResourceQuota
+	(*RateLimit)(nil),                      // 8: pluginbridge.v1.RateLimit
+	(*PluginSpecification)(nil),            // 9: pluginbridge.v1.PluginSpecification
+	(*CreateRequest)(nil),                  // 10: pluginbridge.v1.CreateRequest
+	(*CreateResponse)(nil),                 // 11: pluginbridge.v1.CreateResponse
+	(*GetRequest)(nil),                     // 12: pluginbridge.v1.GetRequest
+	(*GetResponse)(nil),                    // 13: pluginbridge.v1.GetResponse
+	(*DeleteRequest)(nil),                  // 14: pluginbridge.v1.DeleteRequest
+	(*DeleteResponse)(nil),                 // 15: pluginbridge.v1.DeleteResponse
+	(*DoRequest)(nil),                      // 16: pluginbridge.v1.DoRequest
+	(*DoResponse)(nil),                     // 17: pluginbridge.v1.DoResponse
+	(*PluginState)(nil),                    // 18: pluginbridge.v1.PluginState
+	(*HandleRequest)(nil),                  // 19: pluginbridge.v1.HandleRequest
+	(*HandleResponse)(nil),                 // 20: pluginbridge.v1.HandleResponse
+	(*AbortRequest)(nil),                   // 21: pluginbridge.v1.AbortRequest
+	(*AbortResponse)(nil),                  // 22: pluginbridge.v1.AbortResponse
+	(*FinalizeRequest)(nil),                // 23: pluginbridge.v1.FinalizeRequest
+	(*FinalizeResponse)(nil),               // 24: pluginbridge.v1.FinalizeResponse
+	(*PluginInstance)(nil),                 // 25: pluginbridge.v1.PluginInstance
+	(*durationpb.Duration)(nil),            // 26: google.protobuf.Duration
+	(*descriptorpb.FileDescriptorSet)(nil), // 27: google.protobuf.FileDescriptorSet
+	(*TaskContext)(nil),                    // 28: pluginbridge.v1.TaskContext
+	(*PhaseInfo)(nil),                      // 29: pluginbridge.v1.PhaseInfo
+	(*structpb.Struct)(nil),                // 30: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),          // 31: google.protobuf.Timestamp
 }
 var file_pluginbridge_v1_plugin_proto_depIdxs = []int32{
-	3,  // 0: pluginbridge.v1.DescribeResponse.plugin:type_name -> pluginbridge.v1.PluginDescriptor
-	4,  // 1: pluginbridge.v1.PluginDescriptor.task_types:type_name -> pluginbridge.v1.SupportedTaskType
+	4,  // 0: pluginbridge.v1.DescribeResponse.plugin:type_name -> pluginbridge.v1.PluginDescriptor
+	5,  // 1: pluginbridge.v1.PluginDescriptor.task_types:type_name -> pluginbridge.v1.SupportedTaskType
 	0,  // 2: pluginbridge.v1.PluginDescriptor.kind:type_name -> pluginbridge.v1.PluginKind
-	5,  // 3: pluginbridge.v1.PluginDescriptor.properties:type_name -> pluginbridge.v1.PluginProperties
-	8,  // 4: pluginbridge.v1.PluginDescriptor.specification:type_name -> pluginbridge.v1.PluginSpecification
-	25, // 5: pluginbridge.v1.PluginProperties.resync_interval:type_name -> google.protobuf.Duration
-	25, // 6: pluginbridge.v1.PluginProperties.create_timeout:type_name -> google.protobuf.Duration
-	25, // 7: pluginbridge.v1.PluginProperties.get_timeout:type_name -> google.protobuf.Duration
-	25, // 8: pluginbridge.v1.PluginProperties.delete_timeout:type_name -> google.protobuf.Duration
-	25, // 9: pluginbridge.v1.PluginProperties.do_timeout:type_name -> google.protobuf.Duration
-	25, // 10: pluginbridge.v1.PluginProperties.handle_timeout:type_name -> google.protobuf.Duration
-	25, // 11: pluginbridge.v1.PluginProperties.abort_timeout:type_name -> google.protobuf.Duration
-	25, // 12: pluginbridge.v1.PluginProperties.finalize_timeout:type_name -> google.protobuf.Duration
-	7,  // 13: pluginbridge.v1.PluginProperties.read_limit:type_name -> pluginbridge.v1.RateLimit
-	7,  // 14: pluginbridge.v1.PluginProperties.write_limit:type_name -> pluginbridge.v1.RateLimit
-	6,  // 15: pluginbridge.v1.PluginProperties.quota:type_name -> pluginbridge.v1.ResourceQuota
-	26, // 16: pluginbridge.v1.PluginSpecification.file_descriptor_set:type_name -> google.protobuf.FileDescriptorSet
-	27, // 17: pluginbridge.v1.CreateRequest.context:type_name -> pluginbridge.v1.TaskContext
-	27, // 18: pluginbridge.v1.GetRequest.context:type_name -> pluginbridge.v1.TaskContext
-	28, // 19: pluginbridge.v1.GetResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	29, // 20: pluginbridge.v1.GetResponse.outputs:type_name -> google.protobuf.Struct
-	27, // 21: pluginbridge.v1.DeleteRequest.context:type_name -> pluginbridge.v1.TaskContext
-	27, // 22: pluginbridge.v1.DoRequest.context:type_name -> pluginbridge.v1.TaskContext
-	28, // 23: pluginbridge.v1.DoResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	29, // 24: pluginbridge.v1.DoResponse.outputs:type_name -> google.protobuf.Struct
-	27, // 25: pluginbridge.v1.HandleRequest.context:type_name -> pluginbridge.v1.TaskContext
-	17, // 26: pluginbridge.v1.HandleRequest.state:type_name -> pluginbridge.v1.PluginState
-	28, // 27: pluginbridge.v1.HandleResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
-	17, // 28: pluginbridge.v1.HandleResponse.state:type_name -> pluginbridge.v1.PluginState
-	29, // 29: pluginbridge.v1.HandleResponse.outputs:type_name -> google.protobuf.Struct
-	27, // 30: pluginbridge.v1.AbortRequest.context:type_name -> pluginbridge.v1.TaskContext
-	17, // 31: pluginbridge.v1.AbortRequest.state:type_name -> pluginbridge.v1.PluginState
-	27, // 32: pluginbridge.v1.FinalizeRequest.context:type_name -> pluginbridge.v1.TaskContext
-	17, // 33: pluginbridge.v1.FinalizeRequest.state:type_name -> pluginbridge.v1.PluginState
-	3,  // 34: pluginbridge.v1.PluginInstance.descriptor:type_name -> pluginbridge.v1.PluginDescriptor
-	30, // 35: pluginbridge.v1.PluginInstance.started_at:type_name -> google.protobuf.Timestamp
-	30, // 36: pluginbridge.v1.PluginInstance.heartbeat_at:type_name -> google.protobuf.Timestamp
-	1,  // 37: pluginbridge.v1.PluginMetadataService.Describe:input_type -> pluginbridge.v1.DescribeRequest
-	9,  // 38: pluginbridge.v1.AsyncPluginService.Create:input_type -> pluginbridge.v1.CreateRequest
-	11, // 39: pluginbridge.v1.AsyncPluginService.Get:input_type -> pluginbridge.v1.GetRequest
-	13, // 40: pluginbridge.v1.AsyncPluginService.Delete:input_type -> pluginbridge.v1.DeleteRequest
-	15, // 41: pluginbridge.v1.SyncPluginService.Do:input_type -> pluginbridge.v1.DoRequest
-	18, // 42: pluginbridge.v1.CorePluginService.Handle:input_type -> pluginbridge.v1.HandleRequest
-	20, // 43: pluginbridge.v1.CorePluginService.Abort:input_type -> pluginbridge.v1.AbortRequest
-	22, // 44: pluginbridge.v1.CorePluginService.Finalize:input_type -> pluginbridge.v1.FinalizeRequest
-	2,  // 45: pluginbridge.v1.PluginMetadataService.Describe:output_type -> pluginbridge.v1.DescribeResponse
-	10, // 46: pluginbridge.v1.AsyncPluginService.Create:output_type -> pluginbridge.v1.CreateResponse
-	12, // 47: pluginbridge.v1.AsyncPluginService.Get:output_type -> pluginbridge.v1.GetResponse
-	14, // 48: pluginbridge.v1.AsyncPluginService.Delete:output_type -> pluginbridge.v1.DeleteResponse
-	16, // 49: pluginbridge.v1.SyncPluginService.Do:output_type -> pluginbridge.v1.DoResponse
-	19, // 50: pluginbridge.v1.CorePluginService.Handle:output_type -> pluginbridge.v1.HandleResponse
-	21, // 51: pluginbridge.v1.CorePluginService.Abort:output_type -> pluginbridge.v1.AbortResponse
-	23, // 52: pluginbridge.v1.CorePluginService.Finalize:output_type -> pluginbridge.v1.FinalizeResponse
-	45, // [45:53] is the sub-list for method output_type
-	37, // [37:45] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	6,  // 3: pluginbridge.v1.PluginDescriptor.properties:type_name -> pluginbridge.v1.PluginProperties
+	9,  // 4: pluginbridge.v1.PluginDescriptor.specification:type_name -> pluginbridge.v1.PluginSpecification
+	26, // 5: pluginbridge.v1.PluginProperties.resync_interval:type_name -> google.protobuf.Duration
+	26, // 6: pluginbridge.v1.PluginProperties.create_timeout:type_name -> google.protobuf.Duration
+	26, // 7: pluginbridge.v1.PluginProperties.get_timeout:type_name -> google.protobuf.Duration
+	26, // 8: pluginbridge.v1.PluginProperties.delete_timeout:type_name -> google.protobuf.Duration
+	26, // 9: pluginbridge.v1.PluginProperties.do_timeout:type_name -> google.protobuf.Duration
+	26, // 10: pluginbridge.v1.PluginProperties.handle_timeout:type_name -> google.protobuf.Duration
+	26, // 11: pluginbridge.v1.PluginProperties.abort_timeout:type_name -> google.protobuf.Duration
+	26, // 12: pluginbridge.v1.PluginProperties.finalize_timeout:type_name -> google.protobuf.Duration
+	8,  // 13: pluginbridge.v1.PluginProperties.read_limit:type_name -> pluginbridge.v1.RateLimit
+	8,  // 14: pluginbridge.v1.PluginProperties.write_limit:type_name -> pluginbridge.v1.RateLimit
+	7,  // 15: pluginbridge.v1.PluginProperties.quota:type_name -> pluginbridge.v1.ResourceQuota
+	27, // 16: pluginbridge.v1.PluginSpecification.file_descriptor_set:type_name -> google.protobuf.FileDescriptorSet
+	28, // 17: pluginbridge.v1.CreateRequest.context:type_name -> pluginbridge.v1.TaskContext
+	28, // 18: pluginbridge.v1.GetRequest.context:type_name -> pluginbridge.v1.TaskContext
+	29, // 19: pluginbridge.v1.GetResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	30, // 20: pluginbridge.v1.GetResponse.outputs:type_name -> google.protobuf.Struct
+	28, // 21: pluginbridge.v1.DeleteRequest.context:type_name -> pluginbridge.v1.TaskContext
+	28, // 22: pluginbridge.v1.DoRequest.context:type_name -> pluginbridge.v1.TaskContext
+	29, // 23: pluginbridge.v1.DoResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	30, // 24: pluginbridge.v1.DoResponse.outputs:type_name -> google.protobuf.Struct
+	28, // 25: pluginbridge.v1.HandleRequest.context:type_name -> pluginbridge.v1.TaskContext
+	18, // 26: pluginbridge.v1.HandleRequest.state:type_name -> pluginbridge.v1.PluginState
+	29, // 27: pluginbridge.v1.HandleResponse.phase_info:type_name -> pluginbridge.v1.PhaseInfo
+	18, // 28: pluginbridge.v1.HandleResponse.state:type_name -> pluginbridge.v1.PluginState
+	30, // 29: pluginbridge.v1.HandleResponse.outputs:type_name -> google.protobuf.Struct
+	28, // 30: pluginbridge.v1.AbortRequest.context:type_name -> pluginbridge.v1.TaskContext
+	18, // 31: pluginbridge.v1.AbortRequest.state:type_name -> pluginbridge.v1.PluginState
+	28, // 32: pluginbridge.v1.FinalizeRequest.context:type_name -> pluginbridge.v1.TaskContext
+	18, // 33: pluginbridge.v1.FinalizeRequest.state:type_name -> pluginbridge.v1.PluginState
+	4,  // 34: pluginbridge.v1.PluginInstance.descriptor:type_name -> pluginbridge.v1.PluginDescriptor
+	31, // 35: pluginbridge.v1.PluginInstance.started_at:type_name -> google.protobuf.Timestamp
+	31, // 36: pluginbridge.v1.PluginInstance.heartbeat_at:type_name -> google.protobuf.Timestamp
+	1,  // 37: pluginbridge.v1.PluginInstance.protocol:type_name -> pluginbridge.v1.PluginProtocol
+	2,  // 38: pluginbridge.v1.PluginMetadataService.Describe:input_type -> pluginbridge.v1.DescribeRequest
+	10, // 39: pluginbridge.v1.AsyncPluginService.Create:input_type -> pluginbridge.v1.CreateRequest
+	12, // 40: pluginbridge.v1.AsyncPluginService.Get:input_type -> pluginbridge.v1.GetRequest
+	14, // 41: pluginbridge.v1.AsyncPluginService.Delete:input_type -> pluginbridge.v1.DeleteRequest
+	16, // 42: pluginbridge.v1.SyncPluginService.Do:input_type -> pluginbridge.v1.DoRequest
+	19, // 43: pluginbridge.v1.CorePluginService.Handle:input_type -> pluginbridge.v1.HandleRequest
+	21, // 44: pluginbridge.v1.CorePluginService.Abort:input_type -> pluginbridge.v1.AbortRequest
+	23, // 45: pluginbridge.v1.CorePluginService.Finalize:input_type -> pluginbridge.v1.FinalizeRequest
+	3,  // 46: pluginbridge.v1.PluginMetadataService.Describe:output_type -> pluginbridge.v1.DescribeResponse
+	11, // 47: pluginbridge.v1.AsyncPluginService.Create:output_type -> pluginbridge.v1.CreateResponse
+	13, // 48: pluginbridge.v1.AsyncPluginService.Get:output_type -> pluginbridge.v1.GetResponse
+	15, // 49: pluginbridge.v1.AsyncPluginService.Delete:output_type -> pluginbridge.v1.DeleteResponse
+	17, // 50: pluginbridge.v1.SyncPluginService.Do:output_type -> pluginbridge.v1.DoResponse
+	20, // 51: pluginbridge.v1.CorePluginService.Handle:output_type -> pluginbridge.v1.HandleResponse
+	22, // 52: pluginbridge.v1.CorePluginService.Abort:output_type -> pluginbridge.v1.AbortResponse
+	24, // 53: pluginbridge.v1.CorePluginService.Finalize:output_type -> pluginbridge.v1.FinalizeResponse
+	46, // [46:54] is the sub-list for method output_type
+	38, // [38:46] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_pluginbridge_v1_plugin_proto_init() }
@@ -1744,7 +1809,7 @@ func file_pluginbridge_v1_plugin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginbridge_v1_plugin_proto_rawDesc), len(file_pluginbridge_v1_plugin_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   4,

@@ -20,10 +20,17 @@ class PluginKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLUGIN_KIND_ASYNC: _ClassVar[PluginKind]
     PLUGIN_KIND_SYNC: _ClassVar[PluginKind]
     PLUGIN_KIND_CORE: _ClassVar[PluginKind]
+
+class PluginProtocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLUGIN_PROTOCOL_UNSPECIFIED: _ClassVar[PluginProtocol]
+    PLUGIN_PROTOCOL_FLYTE_AGENT: _ClassVar[PluginProtocol]
 PLUGIN_KIND_UNSPECIFIED: PluginKind
 PLUGIN_KIND_ASYNC: PluginKind
 PLUGIN_KIND_SYNC: PluginKind
 PLUGIN_KIND_CORE: PluginKind
+PLUGIN_PROTOCOL_UNSPECIFIED: PluginProtocol
+PLUGIN_PROTOCOL_FLYTE_AGENT: PluginProtocol
 
 class DescribeRequest(_message.Message):
     __slots__ = ()
@@ -222,17 +229,19 @@ class FinalizeResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PluginInstance(_message.Message):
-    __slots__ = ("instance_id", "endpoint", "descriptor", "started_at", "heartbeat_at", "draining")
+    __slots__ = ("instance_id", "endpoint", "descriptor", "started_at", "heartbeat_at", "draining", "protocol")
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTOR_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     instance_id: str
     endpoint: str
     descriptor: PluginDescriptor
     started_at: _timestamp_pb2.Timestamp
     heartbeat_at: _timestamp_pb2.Timestamp
     draining: bool
-    def __init__(self, instance_id: _Optional[str] = ..., endpoint: _Optional[str] = ..., descriptor: _Optional[_Union[PluginDescriptor, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., draining: _Optional[bool] = ...) -> None: ...
+    protocol: PluginProtocol
+    def __init__(self, instance_id: _Optional[str] = ..., endpoint: _Optional[str] = ..., descriptor: _Optional[_Union[PluginDescriptor, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., draining: _Optional[bool] = ..., protocol: _Optional[_Union[PluginProtocol, str]] = ...) -> None: ...

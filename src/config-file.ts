@@ -58,8 +58,55 @@ export interface SidecarSpec {
   flyte?: FlyteAgentSettings;
 }
 
+/**
+ * A Flyte connector server that runs elsewhere (its own Deployment, another machine): every host probes it and,
+ * while it serves, announces its agents (src/supervisor/remote-flyte-connector.ts).
+ */
+export interface FlyteConnectorSpec {
+  /** Unique among sidecars and Flyte connectors: letters, digits, '-' and '_'. Its instance ids start with it. */
+  name: string;
+  /** `host:port`, reached over cleartext gRPC. */
+  endpoint: string;
+  flyte: FlyteAgentSettings;
+}
+
 /** The keys only a `flyte-agent` sidecar takes: a kit's sidecar says these things of itself. */
 const FLYTE_ONLY_KEYS = ["agents", "version", "outputPrefix", "properties"] as const;
+
+/** What the host says of a Flyte connector's agents, supervised or remote. */
+const flyteAgentKeys = {
+  agents: z.array(z.string().min(1)).min(1).optional(),
+  version: z.string().min(1).max(128).optional(),
+  outputPrefix: z.string().optional(),
+  properties: z
+    .strictObject({
+      resyncIntervalMs: z.number().int().min(1).optional(),
+      createTimeoutMs: z.number().int().min(1).optional(),
+      getTimeoutMs: z.number().int().min(1).optional(),
+      deleteTimeoutMs: z.number().int().min(1).optional(),
+      doTimeoutMs: z.number().int().min(1).optional(),
+      maxSystemFailures: z.number().int().min(1).optional(),
+    })
+    .optional(),
+};
+
+/** The checked keys as settings, with their defaults. */
+function flyteAgentSettings(keys: { agents?: string[]; version?: string; outputPrefix?: string; properties?: FlyteAgentProperties }): FlyteAgentSettings {
+  const { agents, version, outputPrefix, properties } = keys;
+  return { ...(agents && { agents }), version: version ?? "flyte", outputPrefix: outputPrefix ?? "", properties: properties ?? {} };
+}
+
+/** `host:port`: a DNS name, an IPv4 address or a bracketed IPv6 one, and a port 1-65535. */
+const ENDPOINT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):([0-9]{1,5})$/;
+
+const flyteConnectorSchema = z.strictObject({
+  name: z.string().regex(NAME, "must be 1-64 letters, digits, '-' or '_'"),
+  endpoint: z.string().refine((endpoint) => {
+    const port = ENDPOINT.exec(endpoint)?.[1];
+    return port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
+  }, "must be host:port (a DNS name, an IPv4 address or [an IPv6 one], and a port 1-65535)"),
+  ...flyteAgentKeys,
+});
 
 const sidecarSchema = z
   .strictObject({
@@ -73,19 +120,7 @@ const sidecarSchema = z
     transport: z.enum(["socket", "tcp"]).optional(),
     startTimeoutMs: z.number().int().min(100).default(30_000),
     protocol: z.enum(["plugin-bridge", "flyte-agent"]).default("plugin-bridge"),
-    agents: z.array(z.string().min(1)).min(1).optional(),
-    version: z.string().min(1).max(128).optional(),
-    outputPrefix: z.string().optional(),
-    properties: z
-      .strictObject({
-        resyncIntervalMs: z.number().int().min(1).optional(),
-        createTimeoutMs: z.number().int().min(1).optional(),
-        getTimeoutMs: z.number().int().min(1).optional(),
-        deleteTimeoutMs: z.number().int().min(1).optional(),
-        doTimeoutMs: z.number().int().min(1).optional(),
-        maxSystemFailures: z.number().int().min(1).optional(),
-      })
-      .optional(),
+    ...flyteAgentKeys,
   })
   .superRefine((sidecar, issues) => {
     if (sidecar.protocol === "flyte-agent") {
@@ -106,11 +141,7 @@ function sidecarSpec(entry: SidecarEntry, folder: string): SidecarSpec {
   const { agents, version, outputPrefix, properties, transport, ...common } = entry;
   const spec: SidecarSpec = { ...common, workingDir: path.resolve(folder, entry.workingDir ?? "."), transport: transport ?? "socket" };
   if (entry.protocol !== "flyte-agent") return spec;
-  return {
-    ...spec,
-    transport: "tcp",
-    flyte: { ...(agents && { agents }), version: version ?? "flyte", outputPrefix: outputPrefix ?? "", properties: properties ?? {} },
-  };
+  return { ...spec, transport: "tcp", flyte: flyteAgentSettings({ agents, version, outputPrefix, properties }) };
 }
 
 /** Where a secret value is read at start: a file (its content, trimmed) or an environment variable. */
@@ -223,6 +254,7 @@ const fileSchema = z.strictObject({
     })
     .optional(),
   sidecars: z.array(sidecarSchema).optional(),
+  flyteConnectors: z.array(flyteConnectorSchema).optional(),
 });
 
 /** The flat settings the file can set, by their name in config.ts. */
@@ -255,6 +287,7 @@ export interface FileSettings {
 export interface ConfigFile {
   settings: FileSettings;
   sidecars: SidecarSpec[];
+  flyteConnectors: FlyteConnectorSpec[];
   auth: AuthSpec;
 }
 
@@ -290,11 +323,18 @@ export function readConfigFile(file: string): ConfigFile {
     });
     throw new ConfigFileError(`config file ${file}: ${issues.join("; ")}`);
   }
-  const { nats, listen, engine, secrets, auth, sidecars = [] } = parsed.data;
-  const names = new Set<string>();
-  for (const [index, sidecar] of sidecars.entries()) {
-    if (names.has(sidecar.name)) throw new ConfigFileError(`config file ${file}: sidecars[${index}].name: "${sidecar.name}" is used twice`);
-    names.add(sidecar.name);
+  const { nats, listen, engine, secrets, auth, sidecars = [], flyteConnectors = [] } = parsed.data;
+  // One namespace for both lists: a name is the key its announcements' token is issued for.
+  const names = new Map<string, string>();
+  for (const [list, entries] of [["sidecars", sidecars], ["flyteConnectors", flyteConnectors]] as const) {
+    for (const [index, entry] of entries.entries()) {
+      const first = names.get(entry.name);
+      if (first !== undefined) {
+        const where = first === list ? "is used twice" : `is used by ${first} too`;
+        throw new ConfigFileError(`config file ${file}: ${list}[${index}].name: "${entry.name}" ${where}`);
+      }
+      names.set(entry.name, list);
+    }
   }
   for (const [list, entries] of [["auth.clients", auth?.clients ?? []], ["auth.sidecars.remote", auth?.sidecars?.remote ?? []]] as const) {
     const seen = new Set<string>();
@@ -329,6 +369,7 @@ export function readConfigFile(file: string): ConfigFile {
   return {
     settings: Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) as FileSettings,
     sidecars: sidecars.map((sidecar) => sidecarSpec(sidecar, folder)),
+    flyteConnectors: flyteConnectors.map(({ name, endpoint, ...keys }) => ({ name, endpoint, flyte: flyteAgentSettings(keys) })),
     auth: {
       clients: (auth?.clients ?? []).map((client) => ({ ...client, token: secretRef(client.token) })),
       sidecarSecret: secretRef(auth?.sidecars?.secret),

@@ -12,6 +12,17 @@ const file = (content: string): string => {
   return name;
 };
 
+/** The ConfigError a file (and environment) is refused with; fails when it is accepted. */
+function refused(yaml: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    loadConfig({}, env, file(yaml));
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("accepted");
+}
+
 describe("loadConfig", () => {
   it("names settings consistently", () => {
     expect(envName("natsUrl")).toBe("PLUGIN_BRIDGE_NATS_URL");
@@ -97,30 +108,47 @@ sidecars:
   });
 
   it("refuses Flyte settings on a bridge sidecar, and a socket for a Flyte connector", () => {
-    const refused = (yaml: string): string => {
-      try {
-        loadConfig({}, {}, file(yaml));
-      } catch (error) {
-        return (error as Error).message;
-      }
-      throw new Error("accepted");
-    };
     expect(refused("sidecars:\n  - name: a\n    command: x\n    agents: [A]\n")).toMatch(/sidecars\[0\]\.agents: only for protocol: flyte-agent/);
     expect(refused("sidecars:\n  - name: a\n    command: x\n    protocol: flyte-agent\n    transport: socket\n")).toMatch(/sidecars\[0\]\.transport: a flyte-agent sidecar listens on TCP/);
     expect(refused("sidecars:\n  - name: a\n    command: x\n    protocol: flyte\n")).toMatch(/sidecars\[0\]\.protocol: /);
     expect(refused("sidecars:\n  - name: a\n    command: x\n    protocol: flyte-agent\n    properties: { resyncMs: 1 }\n")).toMatch(/sidecars\[0\]\.properties: unknown key\(s\) resyncMs/);
   });
 
+  it("reads remote Flyte connectors with their agents, version, output prefix and properties", () => {
+    const config = loadConfig({}, {}, file(`
+flyteConnectors:
+  - name: bigquery
+    endpoint: bigquery-connector.flyte.svc:8000
+    agents: [BigQuery Connector]
+    version: "1.16"
+    outputPrefix: s3://bucket/pb
+    properties: { resyncIntervalMs: 5000 }
+  - { name: plain_1, endpoint: "[::1]:9000" }
+`));
+    expect(config.flyteConnectors).toEqual([
+      {
+        name: "bigquery",
+        endpoint: "bigquery-connector.flyte.svc:8000",
+        flyte: { agents: ["BigQuery Connector"], version: "1.16", outputPrefix: "s3://bucket/pb", properties: { resyncIntervalMs: 5000 } },
+      },
+      { name: "plain_1", endpoint: "[::1]:9000", flyte: { version: "flyte", outputPrefix: "", properties: {} } },
+    ]);
+    expect(loadConfig({}, {}, file("listen: { port: 1 }\n")).flyteConnectors).toEqual([]);
+  });
+
+  it("refuses a remote Flyte connector without an endpoint, with a bad name or endpoint, or a name taken", () => {
+    expect(refused("flyteConnectors:\n  - name: bq\n")).toMatch(/flyteConnectors\[0\]\.endpoint: /);
+    expect(refused("flyteConnectors:\n  - { name: bq, endpoint: \"h:1\" }\n  - { name: big query, endpoint: \"h:1\" }\n")).toMatch(/flyteConnectors\[1\]\.name: must be 1-64 letters/);
+    for (const endpoint of ["bigquery", "h:0", "h:65536", "http://h:80", "h:80/x"]) {
+      expect(refused(`flyteConnectors:\n  - { name: bq, endpoint: "${endpoint}" }\n`)).toMatch(/flyteConnectors\[0\]\.endpoint: must be host:port/);
+    }
+    expect(refused("sidecars:\n  - { name: bq, command: x }\nflyteConnectors:\n  - { name: bq, endpoint: \"h:1\" }\n")).toMatch(/flyteConnectors\[0\]\.name: "bq" is used by sidecars too/);
+    expect(refused("flyteConnectors:\n  - { name: bq, endpoint: \"h:1\" }\n  - { name: bq, endpoint: \"h:2\" }\n")).toMatch(/flyteConnectors\[1\]\.name: "bq" is used twice/);
+    expect(refused("flyteConnectors:\n  - { name: bq, endpoint: \"h:1\", command: x }\n")).toMatch(/flyteConnectors\[0\]: unknown key\(s\) command/);
+    expect(refused("flyteConnectors:\n  - { name: bq, endpoint: \"h:1\", properties: { resyncMs: 1 } }\n")).toMatch(/flyteConnectors\[0\]\.properties: unknown key\(s\) resyncMs/);
+  });
+
   it("refuses a wrong key or value in the file with its path, and starts nothing", () => {
-    const refused = (yaml: string): string => {
-      try {
-        loadConfig({}, {}, file(yaml));
-      } catch (error) {
-        expect(error).toBeInstanceOf(ConfigError);
-        return (error as Error).message;
-      }
-      throw new Error("accepted");
-    };
     expect(refused("listen:\n  portt: 1\n")).toMatch(/listen: unknown key\(s\) portt/);
     expect(refused("nats: {url: 5}\n")).toMatch(/nats\.url: /);
     expect(refused("sidecars:\n  - name: a\n    command: x\n  - name: b\n    command: y\n    replicas: 0\n")).toMatch(/sidecars\[1\]\.replicas: /);
@@ -170,15 +198,6 @@ auth:
     // The token itself is kept nowhere in the configuration, only its digest.
     expect(JSON.stringify(config)).not.toContain("team-a-token");
 
-    const refused = (yaml: string, env: NodeJS.ProcessEnv = {}): string => {
-      try {
-        loadConfig({}, env, file(yaml));
-      } catch (error) {
-        expect(error).toBeInstanceOf(ConfigError);
-        return (error as Error).message;
-      }
-      throw new Error("accepted");
-    };
     expect(refused("auth: { clients: [{ name: a, token: { file: missing.token }, namespaces: [x] }] }")).toMatch(/auth\.clients\[0\]\.token\.file: cannot read .*missing\.token/);
     expect(refused("auth: { clients: [{ name: a, token: { env: NOPE }, namespaces: [x] }] }")).toMatch(/auth\.clients\[0\]\.token: environment variable NOPE is not set/);
     expect(refused("auth: { clients: [{ name: a, token: { file: short.token }, namespaces: [x] }] }")).toMatch(/at least 16 characters/);

@@ -5,7 +5,7 @@ import path from "node:path";
 import { DEFAULT_READ_MAX_BYTES, DEFAULT_SHUTDOWN_GRACE_MS } from "./api/limits.js";
 import { WORK_DUPLICATE_WINDOW_MS } from "./coordination/layout.js";
 import { SecretAccess, SecretAccessError } from "./machinery/secret-access.js";
-import { ConfigFileError, readConfigFile, type AuthSpec, type SidecarSpec } from "./config-file.js";
+import { ConfigFileError, readConfigFile, type AuthSpec, type FlyteConnectorSpec, type SidecarSpec } from "./config-file.js";
 import { loadSecurity, SecurityConfigError, type SecurityConfig } from "./security-config.js";
 
 /** The scalar settings: each has a file key, an environment variable and a flag. */
@@ -63,6 +63,8 @@ export interface Settings {
 export interface HostConfig extends Settings {
   /** The sidecars the host starts and keeps alive; only from the config file. */
   sidecars: SidecarSpec[];
+  /** Flyte connectors running elsewhere, whose agents the host announces while they serve; only from the config file. */
+  flyteConnectors: FlyteConnectorSpec[];
   /** Certificates, credentials and secrets as read at start (security-config.ts); the auth part only from the file. */
   security: SecurityConfig;
 }
@@ -129,12 +131,14 @@ export function loadConfig(
   const config: Record<string, string | number> = { ...DEFAULT_CONFIG };
   const layers: Array<[string, Partial<Record<Key, unknown>>]> = [];
   let sidecars: SidecarSpec[] = [];
+  let flyteConnectors: FlyteConnectorSpec[] = [];
   let auth: AuthSpec = { clients: [], remoteSidecars: [] };
   if (configFile) {
     try {
       const file = readConfigFile(configFile);
       layers.push([`config file ${configFile}`, file.settings]);
       sidecars = file.sidecars;
+      flyteConnectors = file.flyteConnectors;
       auth = file.auth;
     } catch (error) {
       if (error instanceof ConfigFileError) throw new ConfigError(error.message);
@@ -154,7 +158,7 @@ export function loadConfig(
     if (error instanceof SecurityConfigError) throw new ConfigError(configFile ? `config file ${configFile}: ${error.message}` : error.message);
     throw error;
   }
-  const result = { ...settings, sidecars, security } satisfies HostConfig;
+  const result = { ...settings, sidecars, flyteConnectors, security } satisfies HostConfig;
   if (result.listenPort > 65535) throw new ConfigError(`listenPort ${result.listenPort} is not a port`);
   if (result.readMaxBytes < 1024) throw new ConfigError(`readMaxBytes must be at least 1024`);
   if (result.concurrency < 1) throw new ConfigError(`concurrency must be at least 1`);

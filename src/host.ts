@@ -36,6 +36,7 @@ import { Metrics } from "./observability/metrics.js";
 import { startTracing } from "./observability/tracing.js";
 import { traceRequests } from "./api/tracing-interceptor.js";
 import { natsFailuresAreUnavailable } from "./api/infrastructure-errors.js";
+import { RemoteFlyteConnector } from "./supervisor/remote-flyte-connector.js";
 import { Supervisor } from "./supervisor/supervisor.js";
 import { FlyteAgentCalls } from "./flyte/driving/agent-calls.js";
 import { PluginClients } from "./registry/plugin-client.js";
@@ -101,13 +102,14 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
   let direct: DirectSync | undefined;
   let pushes: { stop(): void } | undefined;
   let supervisor: Supervisor | undefined;
+  let remoteConnectors: RemoteFlyteConnector[] = [];
   // One registry per host, served on GET /metrics of the API port.
   const metrics = new Metrics();
   // Traces when the OTEL_* environment asks for them (docs/architecture.md, "Traces").
   const tracing = startTracing(process.env);
   if (tracing.enabled) log.info("exporting traces over OTLP", { endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT });
-  // Flyte connectors the supervisor announces, with their output prefixes; their Creates are remembered in
-  // pb_creates, opened once NATS is up (no call reaches a connector before that).
+  // Flyte connectors the host announces (supervised and remote), with their output prefixes; their Creates are
+  // remembered in pb_creates, opened once NATS is up (no call reaches a connector before that).
   const flyteOutputPrefixes = new Map<string, string>();
   let createsBucket: KV | undefined;
   const clients = new PluginClients(metrics, (transport) => new FlyteAgentCalls(transport, {
@@ -119,8 +121,13 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
     log: log.child({ component: "flyte-agents" }),
   }));
   const { security } = config;
-  // The supervised sidecars' names are the keys their tokens are issued for (the supervisor hands them out).
-  const supervisedNames = (): Set<string> => new Set((supervisor?.sidecars().map((sidecar) => sidecar.spec) ?? config.sidecars).map((spec) => spec.name));
+  // The supervised sidecars' names are the keys their tokens are issued for (the supervisor hands them out); the
+  // remote Flyte connectors' names are the keys the hosts sign their agents' announcements with. Both may announce
+  // any plugin: only the hosts hold their tokens.
+  const supervisedNames = (): Set<string> => new Set([
+    ...(supervisor?.sidecars().map((sidecar) => sidecar.spec) ?? config.sidecars).map((spec) => spec.name),
+    ...config.flyteConnectors.map((connector) => connector.name),
+  ]);
   const sidecarAuth = new SidecarAuth(security.sidecarSecret, supervisedNames, security.remoteSidecars);
   const authenticator = new Authenticator(security.clients);
   try {
@@ -231,7 +238,8 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       health.set(service, ServingStatus.SERVING);
     }
     log.info("serving", { url: api.url, nats: natsUrl });
-    // The configured sidecars last: they announce themselves to a host that already routes.
+    // The configured sidecars and remote connectors last: they are announced to a host that already routes.
+    const flyteAnnouncing = { plugins: layout.plugins, calls: clients, outputPrefixes: flyteOutputPrefixes };
     supervisor = await Supervisor.start(config.sidecars, {
       natsUrl,
       natsTlsCa: config.natsTlsCa,
@@ -239,9 +247,17 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
       log,
       metrics,
       ...(sidecarAuth.required && { tokenFor: (name: string) => sidecarAuth.tokenFor(name) }),
-      flyte: { plugins: layout.plugins, calls: clients, outputPrefixes: flyteOutputPrefixes },
+      flyte: flyteAnnouncing,
     });
+    remoteConnectors = config.flyteConnectors.map((spec) => new RemoteFlyteConnector(
+      spec,
+      flyteAnnouncing,
+      sidecarAuth.required ? sidecarAuth.tokenFor(spec.name) : undefined,
+      log.child({ component: "flyte-connectors" }),
+    ));
+    for (const connector of remoteConnectors) connector.start();
   } catch (error) {
+    await Promise.all(remoteConnectors.map((connector) => connector.stop()));
     await supervisor?.stop();
     await api?.close();
     pushes?.stop();
@@ -269,8 +285,9 @@ export async function startHost(config: HostConfig, log: Logger, options: HostOp
         await Promise.all([started.api.close(), started.worker.stop(config.shutdownGraceMs)]);
         // A sync call whose caller left still stores its outcome: NATS must stay up for it.
         await started.direct.drain(config.shutdownGraceMs);
-        // No more steps call them: the sidecars drain idle.
-        await started.supervisor.stop();
+        // No more steps call them: the sidecars drain idle. The remote connectors' announcements stay for the other
+        // hosts (the TTL ends them if none is left).
+        await Promise.all([started.supervisor.stop(), ...remoteConnectors.map((connector) => connector.stop())]);
         started.routing.stop();
         clients.close();
         await started.nc.drain();

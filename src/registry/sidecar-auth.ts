@@ -1,7 +1,8 @@
 // Which sidecar announcements and pushes count. A plugin instance is handed tasks and their secrets, so with a
 // sidecar secret configured (`auth.sidecars.secret`) only a sidecar holding a token the hosts issued may announce
 // one: its announcement is signed with the token (HMAC-SHA256, docs/security.md), and the token's name must be
-// allowed what it announces: a supervised sidecar's name any plugin, a remote sidecar's the plugins and the task
+// allowed what it announces: a supervised sidecar's or a remote Flyte connector's name (`flyteConnectors`, whose
+// agents the hosts announce themselves) any plugin, a remote sidecar's the plugins and the task
 // types listed for it (tasks are routed by type, so the plugin name alone would bound nothing). Tokens are derived from the secret and the name, so every host verifies every sidecar without sharing
 // a list of tokens, and `plugin-bridge sidecar-token <name>` issues one for a remote sidecar.
 import { createHmac, timingSafeEqual } from "node:crypto";
@@ -27,7 +28,8 @@ export class SidecarAuth {
 
   /**
    * `secret` unset: every announcement counts, signed or not, as before authentication existed. `supervised`: the
-   * names of the sidecars this host's configuration supervises.
+   * names whose tokens only hosts hold: the sidecars this host's configuration supervises and the remote Flyte
+   * connectors (`flyteConnectors`) whose agents it announces.
    */
   constructor(
     private readonly secret: Buffer | undefined,

@@ -63,14 +63,14 @@ export interface ReplicaStatus {
 export interface ReplicaAnnouncements {
   /** Once the replica serves. Throws when it cannot be announced: the replica then counts as not started. */
   announce(): Promise<void>;
-  /** Before the replica is stopped: hosts route no new calls to it, and this host's calls under way finish. */
-  drain(): Promise<void>;
+  /** Before the replica is stopped: hosts route no new calls to it, and this host's calls under way finish (up to `timeoutMs`). */
+  drain(timeoutMs: number): Promise<void>;
   /** Once the replica is gone or going (stopped, crashed, unhealthy): the announcements are removed. */
   withdraw(): Promise<void>;
 }
 
 /** Waits `ms`, or less if `signal` aborts; leaves no listener behind either way. */
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+export const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
@@ -131,7 +131,7 @@ export class SidecarProcess {
   /** SIGTERM, the drain time, then SIGKILL; resolves when the process is gone and the loop has ended. */
   async stop(): Promise<void> {
     // The process drains itself; one announced by the host is drained by the host first.
-    await this.announcements?.drain();
+    await this.announcements?.drain(this.policy.drainTimeoutMs);
     this.stopping.abort();
     await this.terminate();
     await this.loop;

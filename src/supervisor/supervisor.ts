@@ -201,7 +201,8 @@ export class Supervisor {
     log: Logger,
   ): FlyteAgentAnnouncements {
     if (!this.options.flyte) throw new Error(`sidecar "${name}" is a Flyte connector: only a host connected to NATS can announce it`);
-    return new FlyteAgentAnnouncements(name, settings, instanceId, endpoint, this.clients, this.options.flyte, token, this.policy.drainTimeoutMs, log);
+    const source = { name, idPrefix: instanceId, endpoint, settings };
+    return new FlyteAgentAnnouncements(source, this.clients, this.options.flyte, token, log.child({ sidecar: name, instance: instanceId }));
   }
 
   status(): ReplicaStatus[] {

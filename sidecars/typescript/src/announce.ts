@@ -88,6 +88,16 @@ export class Announcer {
     if (!this.#stopped) await this.#announce();
   }
 
+  /**
+   * Stops the heartbeat and leaves the key. For an instance others announce too (a remote Flyte connector every
+   * host announces): they keep it alive, and when nobody heartbeats any more the bucket's TTL removes it.
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#pending;
+  }
+
   /** Stops the heartbeat and deletes the key. */
   async withdraw(): Promise<void> {
     this.#stopped = true;

@@ -52,6 +52,12 @@ export interface Expectation {
   headerBomb: boolean;
   /** INTERNAL is allowed when its message matches: a gRPC library's own words for a message it cannot decode. */
   libraryInternal?: RegExp;
+  /**
+   * The request sent a deadline: a stream reset with CANCEL (HTTP/2 code 8) is then the server enforcing it, as
+   * grpc-go does when a call's deadline passes before its status is written (gRPC clients report it as
+   * DEADLINE_EXCEEDED). Seen with `grpc-timeout: 1m` (one millisecond).
+   */
+  deadlineReset?: boolean;
   /** The HTTP method sent, when not POST. */
   method?: string;
   /**
@@ -285,6 +291,7 @@ export function judge(verdict: Verdict, expectation: Expectation): Judgement | u
   // A request that is not valid HTTP (or too large in its headers) may be refused by resetting its stream.
   const refused = (expectation.headerBomb || expectation.httpMalformed) && (verdict.label.startsWith("RESET") || verdict.label === "DROPPED");
   if (verdict.label === "not-sent" || refused) return undefined;
+  if (expectation.deadlineReset && verdict.label === "RESET 8") return undefined;
   if (verdict.label === "DROPPED" && expectation.earlyClose && verdict.malformed.some((problem) => /EPIPE|ECONNRESET/.test(problem))) return undefined;
   // The answer to HEAD has no body by HTTP's rules, so no gRPC trailers either.
   if (expectation.method === "HEAD" && verdict.label === "NO-STATUS") return undefined;

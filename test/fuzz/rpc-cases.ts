@@ -322,6 +322,7 @@ export function rpcCase(random: Random, targets: readonly MethodTarget[], option
       allowed,
       httpMalformed: head.httpMalformed || where.wrong || Boolean(head.metadataMalformed),
       headerBomb: head.headerBomb,
+      deadlineReset: Boolean(head.timeout),
       // connect-es answers a bidi stream over HTTP/1.1 with 505 HTTP Version Not Supported.
       httpRefusals: method.methodKind === "bidi_streaming" && options.http1 ? [505] : [],
       libraryInternal: libraryInternal(options, Boolean(framing?.compressed || head.encoding), Boolean(broken || head.metadataMalformed)),
